@@ -1,0 +1,1 @@
+"""The Pulumi program: branch-scoped ML delivery on AWS."""
