@@ -1,0 +1,1 @@
+"""AWS Lambda handler sources; each subdirectory is zipped as one function's code."""
