@@ -1,0 +1,164 @@
+"""A REST API with one resource and one stage per major version, all served by the model alias."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components import type_token
+from infra.components.base import child
+
+# The stage variable the integration resolves the Lambda alias from.
+ALIAS_VARIABLE = "alias"
+
+
+@dataclass(frozen=True)
+class ApiVersionsArgs:
+    api_name: str
+    stages: Mapping[str, str]  # major version ("v1") -> stage name
+    function_name: pulumi.Input[str]
+    function_arn: pulumi.Input[str]
+    alias_name: str
+    region: str
+
+
+def versions_hash(stages: Mapping[str, str]) -> str:
+    """Changes exactly when a version or its stage is added, removed or renamed."""
+    return hashlib.sha256(json.dumps(dict(stages), sort_keys=True).encode()).hexdigest()
+
+
+class ApiVersions(pulumi.ComponentResource):
+    rest_api: aws.apigateway.RestApi
+    stages: dict[str, aws.apigateway.Stage]
+    urls: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self, name: str, args: ApiVersionsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(type_token("ApiVersions"), name, None, opts)
+        if not args.stages:
+            raise ValueError("ApiVersions needs at least one version")
+        self.rest_api = aws.apigateway.RestApi(
+            name,
+            name=args.api_name,
+            description="Model API: one path and one stage per major version (/v1, /v2, ...)",
+            endpoint_configuration={"types": "REGIONAL"},
+            opts=child(self),
+        )
+        deployed: list[pulumi.Resource] = []
+        for version in args.stages:
+            resource = aws.apigateway.Resource(
+                f"{name}-{version}",
+                rest_api=self.rest_api.id,
+                parent_id=self.rest_api.root_resource_id,
+                path_part=version,
+                opts=child(self),
+            )
+            # The template leaves authentication to the team (IAM auth, a
+            # Cognito or Lambda authorizer, or API keys with a usage plan).
+            method = aws.apigateway.Method(
+                f"{name}-{version}-any",
+                rest_api=self.rest_api.id,
+                resource_id=resource.id,
+                http_method="ANY",
+                authorization="NONE",
+                opts=child(self),
+            )
+            # The alias comes from a stage variable, so the release step can
+            # point one version's stage at another alias without Pulumi.
+            uri = pulumi.Output.from_input(args.function_arn).apply(
+                lambda arn: (
+                    f"arn:aws:apigateway:{args.region}:lambda:path/2015-03-31/functions/"
+                    f"{arn}:${{stageVariables.{ALIAS_VARIABLE}}}/invocations"
+                )
+            )
+            integration = aws.apigateway.Integration(
+                f"{name}-{version}-integration",
+                rest_api=self.rest_api.id,
+                resource_id=resource.id,
+                http_method=method.http_method,
+                type="AWS_PROXY",
+                integration_http_method="POST",  # Lambda is always invoked by POST
+                uri=uri,
+                opts=child(self),
+            )
+            # Source ARN = {execution ARN}/{stage}/{HTTP method}/{path}. An ANY
+            # method is invoked with the request's own verb, so the method part
+            # must be "*"; any stage of this API may call, only on this path.
+            aws.lambda_.Permission(
+                f"{name}-{version}-invoke",
+                function=args.function_name,
+                qualifier=args.alias_name,
+                action="lambda:InvokeFunction",
+                principal="apigateway.amazonaws.com",
+                source_arn=self.rest_api.execution_arn.apply(
+                    lambda arn, v=version: f"{arn}/*/*/{v}"
+                ),
+                opts=child(self),
+            )
+            resource_doc = aws.apigateway.DocumentationPart(
+                f"{name}-{version}-doc",
+                rest_api_id=self.rest_api.id,
+                location={"type": "RESOURCE", "path": f"/{version}"},
+                properties=json.dumps(
+                    {
+                        "description": f"Version {version} of the model API.",
+                        "summary": f"Model API {version}",
+                    }
+                ),
+                opts=child(self, depends_on=[resource]),
+            )
+            # "*" is the location's documented wildcard ("any method"), which is
+            # what an ANY method is; the method-specific values are HTTP verbs.
+            method_doc = aws.apigateway.DocumentationPart(
+                f"{name}-{version}-any-doc",
+                rest_api_id=self.rest_api.id,
+                location={"type": "METHOD", "path": f"/{version}", "method": "*"},
+                properties=json.dumps(
+                    {
+                        "description": "Scores instances with the model: POST "
+                        '{"instances": [{feature: number, ...}]}.',
+                        "summary": f"Predict with model API {version}",
+                    }
+                ),
+                opts=child(self, depends_on=[method]),
+            )
+            deployed += [method, integration, resource_doc, method_doc]
+
+        # The program's deployment only seeds new stages; releases create their
+        # own. A stage the release step has not moved yet still uses this one,
+        # and API Gateway refuses to delete a deployment a stage uses, so a
+        # replaced deployment is kept until the REST API itself goes.
+        deployment = aws.apigateway.Deployment(
+            f"{name}-deployment",
+            rest_api=self.rest_api.id,
+            description="Initial deployment of new API versions; releases replace it per stage",
+            triggers={"versions": versions_hash(args.stages)},
+            opts=child(self, depends_on=deployed, retain_on_delete=True),
+        )
+        self.stages = {}
+        self.urls = {}
+        for version, stage_name in args.stages.items():
+            stage = aws.apigateway.Stage(
+                f"{name}-{version}-stage",
+                rest_api=self.rest_api.id,
+                stage_name=stage_name,
+                deployment=deployment.id,
+                description=f"Serves /{version} of the model API",
+                variables={ALIAS_VARIABLE: args.alias_name},
+                # Pulumi creates the stage; after that the release script owns
+                # which deployment it serves, its variables and its
+                # documentation version (set after human approval), so the next
+                # `pulumi up` never reverts a release.
+                opts=child(
+                    self, ignore_changes=["deployment", "variables", "documentation_version"]
+                ),
+            )
+            self.stages[version] = stage
+            self.urls[version] = stage.invoke_url.apply(lambda url, v=version: f"{url}/{v}")
+        self.register_outputs({"rest_api_id": self.rest_api.id, "urls": self.urls})

@@ -1,0 +1,44 @@
+"""Pieces every component shares: child options, IAM documents, retention."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pulumi
+
+
+def child(parent: pulumi.Resource, **options: Any) -> pulumi.ResourceOptions:
+    """Options for a child resource: parented, so it inherits provider and tags."""
+    return pulumi.ResourceOptions(parent=parent, **options)
+
+
+def retained(parent: pulumi.Resource, protected: bool, **options: Any) -> pulumi.ResourceOptions:
+    """Data of a protected stack survives `pulumi destroy` and a mistaken replacement."""
+    return child(parent, protect=protected, retain_on_delete=protected, **options)
+
+
+def trust_policy(service: str) -> str:
+    """A role trust policy for one AWS service principal."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+
+
+def statement(actions: Sequence[str], resources: Iterable[Any], **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": list(actions), "Resource": list(resources), **extra}
+
+
+def policy_document(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[str]:
+    """JSON policy from statements whose resources may still be Outputs."""
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})

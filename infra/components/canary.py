@@ -1,0 +1,211 @@
+"""The model Lambda and the CodeDeploy canary that shifts traffic to each new version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components import type_token
+from infra.components.base import child, policy_document, statement, trust_policy
+from infra.components.function import PythonFunction, PythonFunctionArgs
+
+# CodeDeploy stops on either alarm and rolls back, whichever way the deployment ends badly.
+ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM")
+NOTIFIED_EVENTS = ("DeploymentFailure", "DeploymentStop", "DeploymentRollback", "DeploymentSuccess")
+
+
+@dataclass(frozen=True)
+class CanaryDeploymentArgs:
+    function_name: str
+    role_name: str
+    log_group_name: str
+    alias_name: str
+    application: str
+    deployment_group: str
+    service_role: str
+    topic: str
+    alias_alarm: str
+    candidate_alarm: str
+    deployment_config: (
+        str  # a canary or linear config, e.g. CodeDeployDefault.LambdaCanary10Percent5Minutes
+    )
+    error_threshold: int
+    memory_mb: int
+    timeout_seconds: int
+    log_retention_days: int
+
+
+class CanaryDeployment(pulumi.ComponentResource):
+    function: aws.lambda_.Function
+    alias: aws.lambda_.Alias
+    topic: aws.sns.Topic
+    alarms: list[aws.cloudwatch.MetricAlarm]
+    service_role: aws.iam.Role
+    application: aws.codedeploy.Application
+    deployment_group: aws.codedeploy.DeploymentGroup
+
+    def __init__(
+        self, name: str, args: CanaryDeploymentArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(type_token("CanaryDeployment"), name, None, opts)
+        model = PythonFunction(
+            f"{name}-model",
+            PythonFunctionArgs(
+                function_name=args.function_name,
+                role_name=args.role_name,
+                log_group_name=args.log_group_name,
+                source_dir="model",
+                description="Serves the ML model; each deploy publishes a candidate version "
+                f"that CodeDeploy shifts the '{args.alias_name}' alias to",
+                memory_mb=args.memory_mb,
+                timeout_seconds=args.timeout_seconds,
+                log_retention_days=args.log_retention_days,
+                publish=True,
+                environment={"MODEL_ALIAS": args.alias_name},
+            ),
+            opts=child(self),
+        )
+        self.function = model.function
+        self.alias = aws.lambda_.Alias(
+            f"{name}-alias",
+            name=args.alias_name,
+            function_name=self.function.name,
+            function_version=self.function.version,
+            description="Traffic the clients get; moved only by the promote step",
+            # Pulumi sets the first version; after that the promote script owns
+            # which version(s) the alias serves (it shifts traffic after human
+            # approval, and CodeDeploy rolls back), so `pulumi up` publishing a
+            # candidate must never revert an approved promotion.
+            opts=child(self, ignore_changes=["function_version", "routing_config"]),
+        )
+        # AWS-managed key: encrypted at rest at no key cost. CodeDeploy publishes
+        # with its service role, which that key's policy admits (same account,
+        # via SNS).
+        self.topic = aws.sns.Topic(
+            f"{name}-topic",
+            name=args.topic,
+            kms_master_key_id="alias/aws/sns",
+            opts=child(self),
+        )
+        self.alarms = [
+            self._errors_alarm(f"{name}-alias-errors", args.alias_alarm, args, version=None),
+            # Only the new version's errors while traffic shifts: a candidate
+            # failing on its 10% share must stop the deployment even when the
+            # alias as a whole stays under the threshold.
+            self._errors_alarm(
+                f"{name}-candidate-errors",
+                args.candidate_alarm,
+                args,
+                version=self.function.version,
+            ),
+        ]
+
+        self.service_role = aws.iam.Role(
+            f"{name}-codedeploy-role",
+            name=args.service_role,
+            assume_role_policy=trust_policy("codedeploy.amazonaws.com"),
+            opts=child(self),
+        )
+        # What AWSCodeDeployRoleForLambdaLimited grants, scoped to this stack.
+        # No lambda:InvokeFunction: the deployments run no lifecycle hooks.
+        function_arns = [self.function.arn, self.function.arn.apply(lambda arn: f"{arn}:*")]
+        service_policy = aws.iam.RolePolicy(
+            f"{name}-codedeploy-policy",
+            role=self.service_role.id,
+            policy=policy_document(
+                [
+                    statement(
+                        [
+                            "lambda:GetAlias",
+                            "lambda:UpdateAlias",
+                            "lambda:GetProvisionedConcurrencyConfig",
+                        ],
+                        function_arns,
+                    ),
+                    # DescribeAlarms supports no resource-level permissions; it
+                    # only reads alarm state, so "*" grants no reach beyond that.
+                    statement(["cloudwatch:DescribeAlarms"], ["*"]),
+                    statement(["sns:Publish"], [self.topic.arn]),
+                ]
+            ),
+            opts=child(self),
+        )
+        self.application = aws.codedeploy.Application(
+            f"{name}-application",
+            name=args.application,
+            compute_platform="Lambda",
+            opts=child(self),
+        )
+        self.deployment_group = aws.codedeploy.DeploymentGroup(
+            f"{name}-group",
+            app_name=self.application.name,
+            deployment_group_name=args.deployment_group,
+            service_role_arn=self.service_role.arn,
+            deployment_config_name=args.deployment_config,
+            deployment_style={
+                "deployment_option": "WITH_TRAFFIC_CONTROL",
+                "deployment_type": "BLUE_GREEN",
+            },
+            alarm_configuration={
+                "enabled": True,
+                "alarms": [alarm.name for alarm in self.alarms],
+            },
+            auto_rollback_configuration={"enabled": True, "events": list(ROLLBACK_EVENTS)},
+            trigger_configurations=[
+                {
+                    "trigger_name": "deployment-notifications",
+                    "trigger_events": list(NOTIFIED_EVENTS),
+                    "trigger_target_arn": self.topic.arn,
+                }
+            ],
+            # CodeDeploy checks at creation that it can assume the role and
+            # publish to the trigger topic.
+            opts=child(self, depends_on=[service_policy]),
+        )
+        self.register_outputs(
+            {
+                "function_name": self.function.name,
+                "alias": self.alias.name,
+                "candidate_version": self.function.version,
+                "application": self.application.name,
+                "deployment_group": self.deployment_group.deployment_group_name,
+                "topic_arn": self.topic.arn,
+            }
+        )
+
+    def _errors_alarm(
+        self,
+        name: str,
+        alarm_name: str,
+        args: CanaryDeploymentArgs,
+        version: pulumi.Output[str] | None,
+    ) -> aws.cloudwatch.MetricAlarm:
+        dimensions: dict[str, pulumi.Input[str]] = {
+            "FunctionName": args.function_name,
+            "Resource": f"{args.function_name}:{args.alias_name}",
+        }
+        if version is not None:
+            dimensions["ExecutedVersion"] = version
+        # No alarm_actions: CloudWatch cannot publish to a topic encrypted with
+        # the AWS-managed SNS key (its key policy admits no service principals).
+        # CodeDeploy polls the alarm state itself and notifies through its
+        # DeploymentStop/DeploymentRollback triggers, which do reach the topic.
+        return aws.cloudwatch.MetricAlarm(
+            name,
+            name=alarm_name,
+            alarm_description=f"Errors of {args.function_name} through alias {args.alias_name}"
+            + (" on the candidate version" if version is not None else ""),
+            namespace="AWS/Lambda",
+            metric_name="Errors",
+            statistic="Sum",
+            period=60,
+            evaluation_periods=1,
+            threshold=args.error_threshold,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            # No invocations is no evidence of failure; a quiet branch must not roll back.
+            treat_missing_data="notBreaching",
+            dimensions=dimensions,
+            opts=child(self),
+        )

@@ -1,0 +1,1 @@
+"""Pipeline verbs, one module each: `python -m scripts.<verb>`."""

@@ -1,0 +1,28 @@
+"""Markdown for people: tables, and the GitHub step summary when there is one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(str(c)) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_step_summary(markdown: str) -> Path | None:
+    """Append to `$GITHUB_STEP_SUMMARY` when set (GitHub Actions, or a person who sets it)."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    path = Path(target)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(markdown if markdown.endswith("\n") else markdown + "\n")
+    return path

@@ -1,0 +1,244 @@
+"""CanaryDeployment: the model Lambda, its alias and the CodeDeploy canary around them."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi_aws as aws
+import pytest
+
+from infra.components.canary import CanaryDeployment, CanaryDeploymentArgs
+from infra.components.function import RUNTIME
+from scripts.synth import MOCK_ACCOUNT_ID, run_under_mocks
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+REGION = "us-east-1"
+FUNCTION = "mlship-feature-x-model"
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{MOCK_ACCOUNT_ID}:function:{FUNCTION}"
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{MOCK_ACCOUNT_ID}:mlship-feature-x-deployments"
+CANARY = "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+
+
+def make_args(**overrides: object) -> CanaryDeploymentArgs:
+    values: dict[str, object] = dict(
+        function_name=FUNCTION,
+        role_name="mlship-feature-x-model",
+        log_group_name=f"/aws/lambda/{FUNCTION}",
+        alias_name="live",
+        application="mlship-feature-x-model",
+        deployment_group="mlship-feature-x-canary",
+        service_role="mlship-feature-x-codedeploy",
+        topic="mlship-feature-x-deployments",
+        alias_alarm="mlship-feature-x-model-live-errors",
+        candidate_alarm="mlship-feature-x-model-candidate-errors",
+        deployment_config=CANARY,
+        error_threshold=3,
+        memory_mb=512,
+        timeout_seconds=20,
+        log_retention_days=14,
+    )
+    values.update(overrides)
+    return CanaryDeploymentArgs(**values)  # type: ignore[arg-type]
+
+
+def synth(args: CanaryDeploymentArgs | None = None):
+    return run_under_mocks(
+        lambda: CanaryDeployment("canary", args or make_args()),
+        project="mlship",
+        stack="feature-x",
+        region=REGION,
+    )
+
+
+@pytest.fixture(scope="module")
+def synthesis():
+    return synth()
+
+
+def function(synthesis):
+    return synthesis.one("aws:lambda/function:Function")
+
+
+def test_function_publishes_versions_with_sizing_from_args(synthesis):
+    fn = function(synthesis)
+    assert fn.inputs["name"] == FUNCTION
+    assert fn.inputs["publish"] is True
+    assert fn.inputs["runtime"] == RUNTIME
+    assert fn.inputs["handler"] == "handler.handler"
+    assert fn.inputs["memorySize"] == 512
+    assert fn.inputs["timeout"] == 20
+    assert fn.inputs["environment"] == {"variables": {"MODEL_ALIAS": "live"}}
+    assert "model" in fn.inputs["description"].lower()
+
+
+def test_function_sizing_follows_other_args():
+    fn = function(synth(make_args(memory_mb=1024, timeout_seconds=60)))
+    assert (fn.inputs["memorySize"], fn.inputs["timeout"]) == (1024, 60)
+
+
+def test_alias_points_at_published_version_and_leaves_traffic_to_promote(synthesis):
+    alias = synthesis.one("aws:lambda/alias:Alias")
+    assert alias.inputs["name"] == "live"
+    assert alias.inputs["functionName"] == FUNCTION
+    # ProgramMocks numbers published versions from 1.
+    assert alias.inputs["functionVersion"] == "1"
+    assert sorted(alias.ignore_changes) == ["functionVersion", "routingConfig"]
+
+
+def test_every_child_is_parented_inside_the_component(synthesis):
+    component = synthesis.one("mlship:components:CanaryDeployment", "canary")
+    model = synthesis.one("mlship:components:PythonFunction", "canary-model")
+    assert model.parent == component.urn
+    for r in synthesis.resources:
+        if r is not component:
+            assert r.parent in (component.urn, model.urn), r.name
+            assert r.name.startswith("canary-"), r.name
+
+
+def test_topic_is_encrypted_with_the_aws_managed_key(synthesis):
+    topic = synthesis.one("aws:sns/topic:Topic")
+    assert topic.inputs["name"] == "mlship-feature-x-deployments"
+    assert topic.inputs["kmsMasterKeyId"] == "alias/aws/sns"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+        "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
+    ],
+)
+def test_deployment_config_comes_from_args(config):
+    group = synth(make_args(deployment_config=config)).one(
+        "aws:codedeploy/deploymentGroup:DeploymentGroup"
+    )
+    assert group.inputs["deploymentConfigName"] == config
+
+
+def test_group_shifts_traffic_blue_green_and_rolls_back_on_alarm(synthesis):
+    group = synthesis.one("aws:codedeploy/deploymentGroup:DeploymentGroup")
+    app = synthesis.one("aws:codedeploy/application:Application")
+    assert app.inputs["computePlatform"] == "Lambda"
+    assert group.inputs["appName"] == "mlship-feature-x-model"
+    assert group.inputs["deploymentGroupName"] == "mlship-feature-x-canary"
+    assert group.inputs["deploymentConfigName"] == CANARY
+    assert group.inputs["deploymentStyle"] == {
+        "deploymentOption": "WITH_TRAFFIC_CONTROL",
+        "deploymentType": "BLUE_GREEN",
+    }
+    assert group.inputs["autoRollbackConfiguration"] == {
+        "enabled": True,
+        "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"],
+    }
+    assert group.inputs["alarmConfiguration"] == {
+        "enabled": True,
+        "alarms": ["mlship-feature-x-model-live-errors", "mlship-feature-x-model-candidate-errors"],
+    }
+    [trigger] = group.inputs["triggerConfigurations"]
+    assert trigger["triggerTargetArn"] == TOPIC_ARN
+    assert sorted(trigger["triggerEvents"]) == [
+        "DeploymentFailure",
+        "DeploymentRollback",
+        "DeploymentStop",
+        "DeploymentSuccess",
+    ]
+
+
+def test_group_uses_its_own_codedeploy_role_not_the_lambda_role(synthesis):
+    group = synthesis.one("aws:codedeploy/deploymentGroup:DeploymentGroup")
+    roles = {r.inputs["name"]: r for r in synthesis.of_type("aws:iam/role:Role")}
+    assert set(roles) == {"mlship-feature-x-model", "mlship-feature-x-codedeploy"}
+    assert group.inputs["serviceRoleArn"] == (
+        f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/mlship-feature-x-codedeploy"
+    )
+    trust = json.loads(roles["mlship-feature-x-codedeploy"].inputs["assumeRolePolicy"])
+    [principal] = [s["Principal"] for s in trust["Statement"]]
+    assert principal == {"Service": "codedeploy.amazonaws.com"}
+    assert function(synthesis).inputs["role"] != group.inputs["serviceRoleArn"]
+
+
+def service_policy(synthesis):
+    [policy] = [
+        r
+        for r in synthesis.of_type("aws:iam/rolePolicy:RolePolicy")
+        if r.name == "canary-codedeploy-policy"
+    ]
+    return policy
+
+
+def test_group_waits_for_the_service_role_policy(synthesis):
+    group = synthesis.one("aws:codedeploy/deploymentGroup:DeploymentGroup")
+    assert service_policy(synthesis).urn in group.depends_on
+
+
+def test_service_role_policy_is_scoped_to_this_stack(synthesis):
+    policy = service_policy(synthesis)
+    assert policy.inputs["role"] == "mlship-feature-x-codedeploy"
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    granted = {tuple(s["Action"]): s["Resource"] for s in statements}
+    assert all(s["Effect"] == "Allow" for s in statements)
+    assert granted == {
+        ("lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetProvisionedConcurrencyConfig"): [
+            FUNCTION_ARN,
+            f"{FUNCTION_ARN}:*",
+        ],
+        ("cloudwatch:DescribeAlarms",): ["*"],
+        ("sns:Publish",): [TOPIC_ARN],
+    }
+
+
+def alarms(synthesis):
+    return {
+        r.inputs["name"]: r for r in synthesis.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    }
+
+
+def test_alarms_watch_lambda_errors_of_alias_and_candidate(synthesis):
+    found = alarms(synthesis)
+    assert set(found) == {
+        "mlship-feature-x-model-live-errors",
+        "mlship-feature-x-model-candidate-errors",
+    }
+    for alarm in found.values():
+        assert alarm.inputs["namespace"] == "AWS/Lambda"
+        assert alarm.inputs["metricName"] == "Errors"
+        assert alarm.inputs["statistic"] == "Sum"
+        assert alarm.inputs["period"] == 60
+        assert alarm.inputs["threshold"] == 3
+        assert alarm.inputs["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm.inputs["treatMissingData"] == "notBreaching"
+        # CloudWatch cannot publish to a topic under the AWS-managed SNS key;
+        # CodeDeploy's triggers carry the stop/rollback notifications instead.
+        assert "alarmActions" not in alarm.inputs
+    assert found["mlship-feature-x-model-live-errors"].inputs["dimensions"] == {
+        "FunctionName": FUNCTION,
+        "Resource": f"{FUNCTION}:live",
+    }
+    assert found["mlship-feature-x-model-candidate-errors"].inputs["dimensions"] == {
+        "FunctionName": FUNCTION,
+        "Resource": f"{FUNCTION}:live",
+        "ExecutedVersion": "1",
+    }
+
+
+def test_alarm_threshold_follows_args():
+    found = alarms(synth(make_args(error_threshold=25)))
+    assert {a.inputs["threshold"] for a in found.values()} == {25}
+
+
+def test_component_exposes_what_the_program_reads():
+    captured: list[CanaryDeployment] = []
+
+    def build() -> None:
+        captured.append(CanaryDeployment("canary", make_args()))
+
+    run_under_mocks(build, project="mlship", stack="feature-x", region=REGION)
+    [canary] = captured
+    assert isinstance(canary.function, aws.lambda_.Function)
+    assert isinstance(canary.alias, aws.lambda_.Alias)
+    assert isinstance(canary.application, aws.codedeploy.Application)
+    assert isinstance(canary.deployment_group, aws.codedeploy.DeploymentGroup)
+    assert isinstance(canary.topic, aws.sns.Topic)
+    assert isinstance(canary.service_role, aws.iam.Role)
+    assert [type(a) for a in canary.alarms] == [aws.cloudwatch.MetricAlarm] * 2

@@ -1,0 +1,228 @@
+"""ModelTesting under Pulumi's mock runtime: runner wiring, retention and least privilege."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import yaml
+
+from infra.components.model_testing import ModelTesting, ModelTestingArgs
+from scripts.synth import MOCK_ACCOUNT_ID, run_under_mocks
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+REGION = "eu-west-1"
+BUCKET = "mlship-feature-x-artifacts-123456789012"
+PROJECT = "mlship-feature-x-train"
+TRAINING_ROLE = "mlship-feature-x-train"
+SAGEMAKER_ROLE = "mlship-feature-x-sagemaker"
+COMMAND = "python -m pytest tests/handlers -q"
+LOG_GROUP = "/aws/codebuild/mlship-feature-x-runner"
+LOG_GROUP_ARN = f"arn:aws:logs:{REGION}:{MOCK_ACCOUNT_ID}:log-group:{LOG_GROUP}"
+# Deliberately not what ProgramMocks would compute: the policy must use the args.
+DOMAIN_ARN = "arn:aws:codeartifact:eu-west-1:210987654321:domain/team-domain"
+REPOSITORY_ARN = "arn:aws:codeartifact:eu-west-1:210987654321:repository/team-domain/team-ml"
+
+ARGS = ModelTestingArgs(
+    branch="feature/x",
+    protected=False,
+    artifact_bucket=BUCKET,
+    training_project=PROJECT,
+    training_role=TRAINING_ROLE,
+    training_log_group=LOG_GROUP,
+    sagemaker_role=SAGEMAKER_ROLE,
+    notebook=None,
+    notebook_instance_type="ml.t3.medium",
+    compute_type="BUILD_GENERAL1_SMALL",
+    image="aws/codebuild/standard:7.0",
+    command=COMMAND,
+    log_retention_days=30,
+    codeartifact_domain="team-domain",
+    codeartifact_domain_owner="210987654321",
+    codeartifact_domain_arn=DOMAIN_ARN,
+    codeartifact_repository="team-ml",
+    codeartifact_repository_arn=REPOSITORY_ARN,
+)
+
+BUCKET_TYPE = "aws:s3/bucket:Bucket"
+PROJECT_TYPE = "aws:codebuild/project:Project"
+ROLE_TYPE = "aws:iam/role:Role"
+POLICY_TYPE = "aws:iam/rolePolicy:RolePolicy"
+NOTEBOOK_TYPE = "aws:sagemaker/notebookInstance:NotebookInstance"
+
+
+def synth(**changes):
+    args = dataclasses.replace(ARGS, **changes)
+    return run_under_mocks(
+        lambda: ModelTesting("model-testing", args),
+        project="mlship",
+        stack="feature-x",
+        region=REGION,
+    )
+
+
+@pytest.fixture(scope="module")
+def default():
+    return synth()
+
+
+def _policy(synthesis, name):
+    return json.loads(synthesis.one(POLICY_TYPE, name).inputs["policy"])
+
+
+def _grants(document):
+    return [(s["Action"], s["Resource"]) for s in document["Statement"]]
+
+
+def test_no_notebook_unless_named(default):
+    assert default.of_type(NOTEBOOK_TYPE) == []
+
+
+def test_named_notebook_is_one_locked_down_instance():
+    synthesis = synth(notebook="mlship-feature-x-notebook", notebook_instance_type="ml.t3.large")
+    notebook = synthesis.one(NOTEBOOK_TYPE)
+    assert notebook.inputs["name"] == "mlship-feature-x-notebook"
+    assert notebook.inputs["instanceType"] == "ml.t3.large"
+    assert notebook.inputs["roleArn"] == f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/{SAGEMAKER_ROLE}"
+    assert notebook.inputs["rootAccess"] == "Disabled"
+    assert notebook.inputs["directInternetAccess"] == "Enabled"
+
+
+def test_artifact_bucket_is_versioned_encrypted_and_private(default):
+    assert default.one(BUCKET_TYPE).inputs["bucket"] == BUCKET
+    versioning = default.one("aws:s3/bucketVersioning:BucketVersioning")
+    assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
+    assert default.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs[
+        "restrictPublicBuckets"
+    ]
+
+
+def test_ephemeral_artifacts_are_destroyable(default):
+    bucket = default.one(BUCKET_TYPE)
+    assert bucket.inputs["forceDestroy"] is True
+    assert not bucket.protect and not bucket.retain_on_delete
+
+
+def test_protected_artifacts_are_kept():
+    bucket = synth(protected=True).one(BUCKET_TYPE)
+    assert bucket.inputs["forceDestroy"] is False
+    assert bucket.protect and bucket.retain_on_delete
+
+
+def test_runner_reads_source_from_the_artifact_bucket(default):
+    project = default.one(PROJECT_TYPE)
+    assert project.inputs["name"] == PROJECT
+    assert project.inputs["source"]["type"] == "S3"
+    assert project.inputs["source"]["location"] == f"{BUCKET}/source/source.zip"
+    assert project.inputs["artifacts"] == {"type": "NO_ARTIFACTS"}
+    assert project.inputs["serviceRole"] == f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/{TRAINING_ROLE}"
+    assert project.inputs["buildTimeout"] == 60
+
+
+def test_runner_environment(default):
+    environment = default.one(PROJECT_TYPE).inputs["environment"]
+    assert environment["type"] == "LINUX_CONTAINER"
+    assert environment["computeType"] == "BUILD_GENERAL1_SMALL"
+    assert environment["image"] == "aws/codebuild/standard:7.0"
+    variables = {v["name"]: (v["value"], v["type"]) for v in environment["environmentVariables"]}
+    assert variables == {
+        "ARTIFACT_BUCKET": (BUCKET, "PLAINTEXT"),
+        "BRANCH": ("feature/x", "PLAINTEXT"),
+        "CODEARTIFACT_DOMAIN": ("team-domain", "PLAINTEXT"),
+        "CODEARTIFACT_DOMAIN_OWNER": ("210987654321", "PLAINTEXT"),
+        "CODEARTIFACT_REPOSITORY": ("team-ml", "PLAINTEXT"),
+    }
+
+
+def test_buildspec_logs_in_runs_the_command_and_uploads_results(default):
+    spec = yaml.safe_load(default.one(PROJECT_TYPE).inputs["source"]["buildspec"])
+    assert spec["version"] == 0.2
+    commands = {phase: body["commands"] for phase, body in spec["phases"].items()}
+    assert commands["install"] == [
+        "aws codeartifact login --tool pip --domain $CODEARTIFACT_DOMAIN"
+        " --domain-owner $CODEARTIFACT_DOMAIN_OWNER --repository $CODEARTIFACT_REPOSITORY",
+        "pip install -r requirements.txt",
+    ]
+    assert commands["build"] == [COMMAND]
+    (upload,) = commands["post_build"]
+    assert (
+        "aws s3 cp results/ s3://$ARTIFACT_BUCKET/runs/$CODEBUILD_BUILD_ID/ --recursive" in upload
+    )
+
+
+def test_buildspec_carries_a_different_command():
+    spec = yaml.safe_load(
+        synth(command="make train").one(PROJECT_TYPE).inputs["source"]["buildspec"]
+    )
+    assert spec["phases"]["build"]["commands"] == ["make train"]
+
+
+def test_runner_logs_to_its_own_log_group(default):
+    log_group = default.one("aws:cloudwatch/logGroup:LogGroup")
+    assert log_group.inputs["name"] == LOG_GROUP
+    assert log_group.inputs["retentionInDays"] == 30
+    logs = default.one(PROJECT_TYPE).inputs["logsConfig"]["cloudwatchLogs"]
+    assert logs == {"status": "ENABLED", "groupName": LOG_GROUP}
+    assert (
+        synth(log_retention_days=7)
+        .one("aws:cloudwatch/logGroup:LogGroup")
+        .inputs["retentionInDays"]
+        == 7
+    )
+
+
+def test_roles_trust_only_their_service(default):
+    for name, service in (
+        ("model-testing-training-role", "codebuild.amazonaws.com"),
+        ("model-testing-sagemaker-role", "sagemaker.amazonaws.com"),
+    ):
+        trust = json.loads(default.one(ROLE_TYPE, name).inputs["assumeRolePolicy"])
+        assert [(s["Principal"], s["Action"]) for s in trust["Statement"]] == [
+            ({"Service": service}, "sts:AssumeRole")
+        ]
+    assert default.one(ROLE_TYPE, "model-testing-training-role").inputs["name"] == TRAINING_ROLE
+    assert default.one(ROLE_TYPE, "model-testing-sagemaker-role").inputs["name"] == SAGEMAKER_ROLE
+
+
+def test_runner_policy_is_scoped_to_this_stack(default):
+    document = _policy(default, "model-testing-training-policy")
+    assert _grants(document) == [
+        (["logs:CreateLogStream", "logs:PutLogEvents"], [f"{LOG_GROUP_ARN}:*"]),
+        (["s3:GetObject", "s3:GetObjectVersion"], [f"arn:aws:s3:::{BUCKET}/source/*"]),
+        (["s3:PutObject"], [f"arn:aws:s3:::{BUCKET}/runs/*"]),
+        (["codeartifact:GetAuthorizationToken"], [DOMAIN_ARN]),
+        (
+            ["codeartifact:GetRepositoryEndpoint", "codeartifact:ReadFromRepository"],
+            [REPOSITORY_ARN],
+        ),
+        (["sts:GetServiceBearerToken"], ["*"]),
+    ]
+    conditions = [s.get("Condition") for s in document["Statement"]]
+    assert conditions[:-1] == [None] * 5
+    assert conditions[-1] == {"StringEquals": {"sts:AWSServiceName": "codeartifact.amazonaws.com"}}
+    assert all(s["Effect"] == "Allow" for s in document["Statement"])
+
+
+def test_sagemaker_policy_is_scoped_to_this_stack(default):
+    document = _policy(default, "model-testing-sagemaker-policy")
+    assert _grants(document) == [
+        (["s3:GetObject", "s3:PutObject"], [f"arn:aws:s3:::{BUCKET}/*"]),
+        (["s3:ListBucket"], [f"arn:aws:s3:::{BUCKET}"]),
+        (
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            [f"arn:aws:logs:{REGION}:{MOCK_ACCOUNT_ID}:log-group:/aws/sagemaker/*"],
+        ),
+    ]
+    assert all("Condition" not in s for s in document["Statement"])
+
+
+def test_every_resource_is_parented_under_the_component():
+    synthesis = synth(notebook="mlship-feature-x-notebook")
+    component = synthesis.one("mlship:components:ModelTesting", "model-testing")
+    urns = {r.urn for r in synthesis.resources}
+    for r in synthesis.resources:
+        assert r.name == "model-testing" or r.name.startswith("model-testing-"), r.name
+        if r is not component:
+            assert r.parent in urns, r.name
