@@ -1,18 +1,23 @@
-"""Drive the Pulumi CLI on a branch's stack: preview, deploy, destroy.
+"""Drive the Pulumi CLI on a branch's stack: preview, deploy, destroy, drift.
 
     python -m scripts.stack preview --branch NAME [--plan PATH]
-    python -m scripts.stack deploy  --branch NAME [--plan PATH]
+    python -m scripts.stack deploy  --branch NAME [--plan PATH] [--outputs-file PATH]
     python -m scripts.stack destroy --branch NAME
+    python -m scripts.stack drift   --branch NAME
     (--stack shared instead of --branch for the account-wide stack; never destroyed)
 
 The stack is selected, or created on first use with its branch recorded in
 its config. Preview saves a plan; deploy applies that plan when given, so
-what was reviewed is what runs. Destroy refuses protected stacks.
+what was reviewed is what runs, then saves the stack outputs for the verbs
+after it and hands the API URL to GitHub. Destroy refuses protected stacks.
+Drift refreshes without changing anything and fails if the cloud drifted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -48,12 +53,27 @@ def _target(args: argparse.Namespace) -> tuple[naming.BranchStack, config.Settin
     return settings.branch_stack(args.branch), settings
 
 
-def _pulumi(pulumi: str, *arguments: str) -> None:
+def _pulumi(pulumi: str, *arguments: str, capture: bool = False) -> str:
     command = [pulumi, *arguments, "--non-interactive"]
     print(f"stack: $ {' '.join(command)}", file=sys.stderr, flush=True)
-    result = subprocess.run(command, check=False)
+    result = subprocess.run(command, check=False, capture_output=capture, text=True)
     if result.returncode != 0:
         raise StackCommandError(f"`{' '.join(command)}` failed with exit code {result.returncode}")
+    return result.stdout or ""
+
+
+def save_outputs(pulumi: str, stack: str, path: Path) -> dict[str, object]:
+    """The stack's outputs for the verbs after deploy; the API URL becomes the job's output."""
+    values = json.loads(
+        _pulumi(pulumi, "stack", "output", "--json", "--stack", stack, capture=True)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values, indent=2, sort_keys=True))
+    github_output = os.environ.get("GITHUB_OUTPUT")
+    if github_output and values.get("api_url"):
+        with open(github_output, "a", encoding="utf-8") as handle:
+            handle.write(f"api_url={values['api_url']}\n")
+    return values
 
 
 def select(pulumi: str, stack: naming.BranchStack, settings: config.Settings) -> None:
@@ -86,6 +106,10 @@ def run(verb: str, args: argparse.Namespace, pulumi: str) -> str:
     elif verb == "deploy":
         extra = ["--plan", str(args.plan)] if args.plan else []
         _pulumi(pulumi, "up", "--stack", stack.stack, "--yes", "--skip-preview", *extra)
+        if args.outputs_file:
+            save_outputs(pulumi, stack.stack, args.outputs_file)
+    elif verb == "drift":
+        _pulumi(pulumi, "refresh", "--stack", stack.stack, "--preview-only", "--expect-no-changes")
     else:
         _pulumi(pulumi, "destroy", "--stack", stack.stack, "--yes", "--remove")
     return stack.stack
@@ -93,11 +117,12 @@ def run(verb: str, args: argparse.Namespace, pulumi: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stack", description=__doc__.splitlines()[0])
-    parser.add_argument("verb", choices=("preview", "deploy", "destroy"))
+    parser.add_argument("verb", choices=("preview", "deploy", "destroy", "drift"))
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--branch")
     target.add_argument("--stack")
     parser.add_argument("--plan", type=Path, help="plan file: saved by preview, applied by deploy")
+    parser.add_argument("--outputs-file", type=Path, help="deploy: save the stack outputs here")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     pulumi = shutil.which("pulumi")
     started = time.monotonic()

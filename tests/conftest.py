@@ -10,6 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from tests.moto_stack import build_deployed_stack
 
 FAKE_PULUMI = textwrap.dedent(
     """\
@@ -19,7 +23,15 @@ FAKE_PULUMI = textwrap.dedent(
     with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
         log.write(json.dumps(sys.argv[1:]) + "\\n")
     failing = os.environ.get("FAKE_PULUMI_FAIL_ON", "")
-    sys.exit(3 if failing and failing in sys.argv[1:] else 0)
+    if failing and failing in sys.argv[1:]:
+        sys.exit(3)
+    answers = os.environ.get("FAKE_PULUMI_ANSWERS")
+    if answers:
+        # {"stack output": "<text>", "stack ls": "<text>"}: printed for matching calls.
+        for prefix, text in json.load(open(answers)).items():
+            if sys.argv[1:len(prefix.split()) + 1] == prefix.split():
+                sys.stdout.write(text)
+                break
     """
 )
 
@@ -30,7 +42,7 @@ def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[],
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     executable = bin_dir / "pulumi"
-    executable.write_text(FAKE_PULUMI.format(python=sys.executable))
+    executable.write_text(FAKE_PULUMI.replace("{python}", sys.executable))
     executable.chmod(executable.stat().st_mode | stat.S_IEXEC)
     log = tmp_path / "pulumi-calls.jsonl"
     log.touch()
@@ -41,3 +53,44 @@ def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[],
         return [json.loads(line) for line in log.read_text().splitlines()]
 
     return calls
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto in server mode on a free loopback port: real HTTP for real boto3 clients."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{server._server.server_port}"
+    # Lambda without Docker: create, publish and alias work; invoke echoes.
+    requests.post(f"{endpoint}/moto-api/config", json={"lambda": {"use_docker": False}}, timeout=10)
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A clean moto account, reached through the environment as every boto3 client is."""
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+    requests.post(
+        f"{moto_server}/moto-api/config", json={"lambda": {"use_docker": False}}, timeout=10
+    )
+    for key, value in {
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_server
+
+
+@pytest.fixture
+def deployed(aws: str, tmp_path: Path):
+    """The resources a deploy of `feature/x` creates, in moto, and its outputs file."""
+    stack = build_deployed_stack("feature/x")
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(stack.outputs))
+    stack.outputs_file = path
+    return stack

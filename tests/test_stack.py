@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,42 @@ def test_step_summary_is_written_when_github_asks(
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     assert stack.main(["preview", "--branch", "feature/x"]) == 0
     assert summary.read_text().startswith("### preview `feature-x-")
+
+
+def test_deploy_saves_outputs_and_hands_the_api_url_to_github(
+    fake_pulumi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    answers = tmp_path / "answers.json"
+    stack_outputs = {"api_url": "https://abc.execute-api.us-east-1.amazonaws.com/v2/v2", "x": 1}
+    answers.write_text(json.dumps({"stack output": json.dumps(stack_outputs)}))
+    monkeypatch.setenv("FAKE_PULUMI_ANSWERS", str(answers))
+    github_output = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(github_output))
+    saved = tmp_path / "out" / "outputs.json"
+    assert stack.main(["deploy", "--branch", "main", "--outputs-file", str(saved)]) == 0
+    assert json.loads(saved.read_text()) == stack_outputs
+    assert github_output.read_text() == f"api_url={stack_outputs['api_url']}\n"
+    assert fake_pulumi()[-1] == [
+        "stack",
+        "output",
+        "--json",
+        "--stack",
+        "main",
+        "--non-interactive",
+    ]
+
+
+def test_drift_refreshes_without_changes_and_fails_on_drift(
+    fake_pulumi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert stack.main(["drift", "--branch", "main"]) == 0
+    assert fake_pulumi()[-1] == [
+        "refresh",
+        "--stack",
+        "main",
+        "--preview-only",
+        "--expect-no-changes",
+        "--non-interactive",
+    ]
+    monkeypatch.setenv("FAKE_PULUMI_FAIL_ON", "refresh")
+    assert stack.main(["drift", "--branch", "main"]) == 2

@@ -1,6 +1,8 @@
 """Append EventBridge events to the S3 event store, one object per event.
 
-Key layout: events/{detail.model}/{event id}.json; body: the whole event as canonical JSON.
+Key layout: events/{detail.model}/{record id}.json, where the record id is the emitter's own
+detail.event_id when present (it survives archive replays, which may re-id an event) and else
+the EventBridge id; body: the whole event as canonical JSON.
 Malformed events raise ValueError on purpose: Lambda then retries and finally sends the event
 to the dead-letter queue, so nothing is dropped silently.
 """
@@ -49,7 +51,10 @@ def event_key(event) -> str:
     # "." and ".." pass the character class but read as path traversal to many S3 tools.
     if not isinstance(model, str) or not _MODEL_RE.fullmatch(model) or model in {".", ".."}:
         raise MalformedEvent(f"event field 'detail.model' is missing or invalid: {model!r:.140}")
-    return f"events/{model}/{event_id}.json"
+    record_id = detail.get("event_id", event_id)
+    if not isinstance(record_id, str) or not _ID_RE.fullmatch(record_id):
+        raise MalformedEvent(f"event field 'detail.event_id' is invalid: {record_id!r:.80}")
+    return f"events/{model}/{record_id}.json"
 
 
 def store_event(event, *, s3, bucket: str) -> dict:

@@ -1,0 +1,102 @@
+"""AWS access for the pipeline verbs: one client factory, errors people can act on.
+
+Verbs take boto3 clients from their caller, so tests hand them clients bound
+to moto (or a Stubber) and `main` hands them real ones from `client()`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+# Standard mode retries throttling and transient errors with backoff; ten
+# attempts ride out the bursts that CI runs for many branches cause.
+RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
+
+
+class ScriptError(Exception):
+    """A failure the verb reports as one line, with the exit code it deserves."""
+
+    exit_code = 1
+
+
+class UsageError(ScriptError):
+    """Bad input: nothing was changed."""
+
+    exit_code = 2
+
+
+class NotFoundError(ScriptError):
+    """A resource the stack should have is not there."""
+
+
+class AccessError(ScriptError):
+    """The credentials in use may not do this."""
+
+
+_NOT_FOUND = {
+    "ResourceNotFoundException",
+    "NotFoundException",
+    "NoSuchBucket",
+    "NoSuchKey",
+    "ApplicationDoesNotExistException",
+    "DeploymentGroupDoesNotExistException",
+    "DeploymentDoesNotExistException",
+}
+_ACCESS = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+
+
+def client(service: str, region: str | None = None):  # boto3 clients are untyped
+    """A boto3 client with standard retries; honours AWS_ENDPOINT_URL like every boto3 client."""
+    return boto3.client(service, region_name=region, config=RETRY_CONFIG)
+
+
+def translate(error: ClientError, doing: str) -> ScriptError:
+    """Turn an AWS error into the project's own, saying what was being done."""
+    code = error.response.get("Error", {}).get("Code", "Unknown")
+    message = error.response.get("Error", {}).get("Message", str(error))
+    if code in _NOT_FOUND:
+        return NotFoundError(
+            f"{doing}: not found ({code}: {message}); is the stack deployed? "
+            "`nox -s deploy -- --branch NAME` creates it"
+        )
+    if code in _ACCESS:
+        return AccessError(
+            f"{doing}: access denied ({message}); the role in use lacks this permission"
+        )
+    return ScriptError(f"{doing}: AWS said {code}: {message}")
+
+
+def call(doing: str, operation: Callable[..., dict], /, **kwargs: object) -> dict:
+    """Run one AWS call; its failure becomes a ScriptError that says what was being done."""
+    try:
+        return operation(**kwargs)
+    except ClientError as error:
+        raise translate(error, doing) from error
+
+
+def run(verb: str, body: Callable[[], int]) -> int:
+    """Run a verb's body; report failures as one line on stderr with the right exit code."""
+    try:
+        return body()
+    except ScriptError as error:
+        print(f"{verb}: {error}", file=sys.stderr)
+        return error.exit_code
+    except NoCredentialsError:
+        print(f"{verb}: no AWS credentials (set AWS_PROFILE, or assume the role)", file=sys.stderr)
+        return 1
+    except BotoCoreError as error:
+        print(f"{verb}: {error}", file=sys.stderr)
+        return 1
+
+
+def pages(client_, operation: str, key: str, **kwargs: object) -> Sequence[dict]:
+    """Every item of a paginated listing."""
+    items: list[dict] = []
+    for page in client_.get_paginator(operation).paginate(**kwargs):
+        items.extend(page.get(key, []))
+    return items

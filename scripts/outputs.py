@@ -1,0 +1,78 @@
+"""A stack's outputs: where the verbs find the resources they operate.
+
+From a JSON file (`pulumi stack output --json > outputs.json`, or what a
+workflow saved after deploy), or read live with the Pulumi CLI when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra import naming
+from scripts.aws import UsageError
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    values: Mapping[str, Any]
+    source: str
+
+    def require(self, key: str) -> Any:
+        if key not in self.values or self.values[key] in (None, ""):
+            present = ", ".join(sorted(self.values)) or "none"
+            raise UsageError(
+                f"stack outputs from {self.source} have no {key!r} (present: {present}); "
+                "was the stack deployed with this version of the program?"
+            )
+        return self.values[key]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--outputs", type=Path, help="stack outputs as JSON (a file)")
+    source.add_argument("--branch", help="read the outputs of this branch's stack with pulumi")
+
+
+def from_file(path: Path) -> StackOutputs:
+    if not path.is_file():
+        raise UsageError(
+            f"stack outputs file {path} does not exist; write it with "
+            "`pulumi stack output --json --stack STACK > FILE`"
+        )
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UsageError(f"stack outputs file {path} is not JSON: {error}") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"stack outputs file {path} must hold a JSON object of outputs")
+    return StackOutputs(values, str(path))
+
+
+def from_stack(branch: str) -> StackOutputs:
+    stack = naming.slugify(branch)
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        raise UsageError(
+            "the pulumi CLI is not on PATH to read the stack outputs; install it or pass "
+            "--outputs FILE"
+        )
+    result = subprocess.run(
+        [pulumi, "stack", "output", "--json", "--stack", stack],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise UsageError(f"cannot read outputs of stack {stack!r}: {result.stderr.strip()}")
+    return StackOutputs(json.loads(result.stdout or "{}"), f"stack {stack}")
+
+
+def load(args: argparse.Namespace) -> StackOutputs:
+    return from_file(args.outputs) if args.outputs else from_stack(args.branch)
