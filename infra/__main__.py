@@ -16,6 +16,7 @@ import pulumi_aws as aws
 from infra import config, naming
 from infra.components.api import ApiVersions, ApiVersionsArgs
 from infra.components.canary import CanaryDeployment, CanaryDeploymentArgs
+from infra.components.ci_access import CiAccess, CiAccessArgs
 from infra.components.dependencies import Dependencies, DependenciesArgs
 from infra.components.events import EventSourcing, EventSourcingArgs
 from infra.components.model_testing import ModelTesting, ModelTestingArgs
@@ -180,22 +181,52 @@ def build_branch(settings: config.Settings) -> None:
 
 
 def build_shared(settings: config.Settings) -> None:
+    if not settings.github_repository:
+        raise config.ConfigError(
+            f"config {settings.project}:githubRepository is empty: the shared stack's CI roles "
+            "trust one repository; `nox -s bootstrap -- --repo OWNER/NAME` sets it"
+        )
     stack = naming.shared_stack()
     opts = _provider(settings, stack)
-    account_root = f"arn:aws:iam::{_account_id(opts)}:root"
-    names = naming.shared_names(settings.project)
+    account_id = _account_id(opts)
+    names = naming.shared_names(settings.project, account_id)
+    ci = CiAccess(
+        "ci",
+        CiAccessArgs(
+            repository=settings.github_repository,
+            account_id=account_id,
+            region=settings.region,
+            resource_prefix=naming.project_resource_prefix(settings.project),
+            shared_prefix=naming.shared_prefix(settings.project),
+            state_bucket=names.state_bucket,
+            secrets_key_alias=names.secrets_key_alias,
+            preview_role=names.preview_role,
+            deploy_role=names.deploy_role,
+            promote_role=names.promote_role,
+            create_oidc_provider=settings.create_oidc_provider,
+        ),
+        opts,
+    )
     dependencies = Dependencies(
         "dependencies",
         DependenciesArgs(
             domain=names.codeartifact_domain,
             store_repository=names.store_repository,
             team_repository=names.team_repository,
-            # Delegates reads to IAM in this account; publishing is granted to
-            # named principals only (the deploy role once the CI roles exist).
-            reader_principals=(account_root,),
-            publisher_principals=(),
+            reader_principals=tuple(role.arn for role in ci.roles.values()),
+            publisher_principals=(ci.roles["deploy"].arn,),
         ),
         opts,
+    )
+    pulumi.export("region", settings.region)
+    pulumi.export("oidc_provider_arn", ci.oidc_provider_arn)
+    for duty, role in ci.roles.items():
+        pulumi.export(f"ci_{duty}_role_arn", role.arn)
+    pulumi.export("state_bucket", ci.state_bucket.bucket)
+    pulumi.export("backend_url", ci.state_bucket.bucket.apply(lambda b: f"s3://{b}"))
+    pulumi.export(
+        "secrets_provider",
+        ci.secrets_alias.name.apply(lambda a: f"awskms://{a}?region={settings.region}"),
     )
     pulumi.export("stack_kind", stack.kind)
     pulumi.export("codeartifact_domain", dependencies.domain.domain)

@@ -46,6 +46,7 @@ TRAINING_COMPUTE_TYPES = (
 )
 _REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 _INSTANCE_TYPE_RE = re.compile(r"ml\.[a-z0-9]+\.[a-z0-9]+")
+_REPOSITORY_RE = re.compile(r"[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}")
 
 
 class ConfigError(ValueError):
@@ -76,6 +77,8 @@ class Settings:
     training_image: str
     training_command: str
     stack_ttl_hours: int
+    github_repository: str
+    create_oidc_provider: bool
     git_sha: str | None = None
 
     def branch_stack(self, ref: str) -> naming.BranchStack:
@@ -223,6 +226,12 @@ _PARSERS: Mapping[str, Callable[[str, object], Any]] = {
     "training_image": _text,
     "training_command": _text,
     "stack_ttl_hours": _int(1, 24 * 365),
+    "github_repository": lambda key, value: (
+        ""
+        if value == ""
+        else _pattern(_REPOSITORY_RE, "OWNER/NAME of a GitHub repository")(key, value)
+    ),
+    "create_oidc_provider": _bool,
 }
 # Keys outside the project's namespace, as Pulumi spells them.
 _QUALIFIED_KEYS = {"region": "aws:region"}

@@ -196,6 +196,11 @@ class SharedNames:
     codeartifact_domain: str
     store_repository: str
     team_repository: str
+    state_bucket: str
+    secrets_key_alias: str
+    preview_role: str
+    deploy_role: str
+    promote_role: str
 
     def as_dict(self) -> dict[str, object]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -240,6 +245,11 @@ SHARED_NAME_KINDS: Mapping[str, str] = {
     "codeartifact_domain": "codeartifact_domain",
     "store_repository": "codeartifact_repository",
     "team_repository": "codeartifact_repository",
+    "state_bucket": "s3_bucket",
+    "secrets_key_alias": "kms_alias",
+    "preview_role": "iam_role",
+    "deploy_role": "iam_role",
+    "promote_role": "iam_role",
 }
 
 
@@ -295,14 +305,33 @@ def event_source(project: str) -> str:
     return f"{project}.pipeline"
 
 
-def shared_names(project: str) -> SharedNames:
+def shared_names(project: str, account_id: str) -> SharedNames:
     """Names in the account-wide stack; CodeArtifact domains are unique per account."""
     check_project(project)
+    check_account_id(account_id)
+    base = shared_prefix(project)
     return SharedNames(
         codeartifact_domain=project,
         store_repository=f"{project}-pypi-store",
         team_repository=f"{project}-ml",
+        state_bucket=f"{base}-state-{account_id}",
+        secrets_key_alias=f"alias/{base}-pulumi-secrets",
+        preview_role=f"{base}-ci-preview",
+        deploy_role=f"{base}-ci-deploy",
+        promote_role=f"{base}-ci-promote",
     )
+
+
+def shared_prefix(project: str) -> str:
+    """Start of the shared stack's CI names. Slugs never hold '--', so no branch can match it."""
+    check_project(project)
+    return f"{project}--{SHARED_STACK}"
+
+
+def project_resource_prefix(project: str) -> str:
+    """Every physical name of the project starts with this; the deploy role is scoped to it."""
+    check_project(project)
+    return f"{project}-"
 
 
 def check_git_sha(git_sha: str) -> None:

@@ -157,7 +157,7 @@ class ProgramMocks(pulumi.runtime.Mocks):
     def stack_reference_outputs(self, reference: str) -> dict[str, Any]:
         """What the shared stack exports, named by the same naming module it uses."""
         project = reference.split("/")[-2] if reference.count("/") == 2 else reference
-        shared = naming.shared_names(project)
+        shared = naming.shared_names(project, self.account_id)
         domain_arn = self._arn("codeartifact", f"domain/{shared.codeartifact_domain}")
         repo_arn = self._arn(
             "codeartifact", f"repository/{shared.codeartifact_domain}/{shared.team_repository}"
@@ -431,6 +431,13 @@ def _short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _config_pair(text: str) -> tuple[str, str]:
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"--config {text!r} is not KEY=VALUE")
+    return key, value
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="synth", description=__doc__.splitlines()[0])
     target = parser.add_mutually_exclusive_group(required=True)
@@ -439,6 +446,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
     parser.add_argument("--output", type=Path, help="write the inventory here instead of stdout")
     parser.add_argument("--git-sha", help="commit to tag resources with (default: $GITHUB_SHA)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_config_pair,
+        help="override a setting as `pulumi config set` would (repeatable)",
+    )
     return parser.parse_args(argv)
 
 
@@ -452,7 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     git_sha = args.git_sha or os.environ.get("GITHUB_SHA")
     environment = {"GITHUB_SHA": git_sha} if git_sha else {}
-    overrides = {"branch": args.branch} if args.branch else {}
+    overrides: dict[str, object] = dict(args.config)
+    if args.branch:
+        overrides["branch"] = args.branch
     print(f"synth: evaluating stack {stack!r} under Pulumi's mock runtime…", file=sys.stderr)
     try:
         synthesis = synthesize(stack, overrides=overrides, environment=environment)

@@ -145,6 +145,15 @@ def _alarm_checks(name: str) -> list[str]:
     return out
 
 
+def _kms_alias_checks(name: str) -> list[str]:
+    problems = []
+    if not name.startswith("alias/"):
+        problems.append("must start with 'alias/'")
+    if name.startswith("alias/aws/"):
+        problems.append("'alias/aws/' is reserved for AWS managed keys")
+    return problems
+
+
 def _log_group_checks(name: str) -> list[str]:
     return ["log group names can't start with 'aws/'"] if name.startswith("aws/") else []
 
@@ -253,6 +262,16 @@ _SPECS: dict[str, tuple[_BotocoreRef | None, _Documented | None]] = {
     ),
     "codeartifact_domain": (("codeartifact", "CreateDomain", ("domain",)), None),
     "codeartifact_repository": (("codeartifact", "CreateRepository", ("repository",)), None),
+    "kms_alias": (
+        ("kms", "CreateAlias", ("AliasName",)),
+        _Documented(
+            "KMS CreateAlias docs: 'alias/' prefix, 'alias/aws/' reserved for AWS",
+            None,
+            None,
+            None,
+            (_kms_alias_checks,),
+        ),
+    ),
     "pulumi_stack": (
         None,
         _Documented(

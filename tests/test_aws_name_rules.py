@@ -44,6 +44,7 @@ KINDS = {
     "sagemaker_notebook",
     "codeartifact_domain",
     "codeartifact_repository",
+    "kms_alias",
     "pulumi_stack",
 }
 
@@ -76,6 +77,7 @@ BOTOCORE_MEMBERS = {
     "sagemaker_notebook": ("sagemaker", "CreateNotebookInstance", ("NotebookInstanceName",)),
     "codeartifact_domain": ("codeartifact", "CreateDomain", ("domain",)),
     "codeartifact_repository": ("codeartifact", "CreateRepository", ("repository",)),
+    "kms_alias": ("kms", "CreateAlias", ("AliasName",)),
 }
 
 # Kinds whose model carries constraints today; the rest fall back to documentation.
@@ -151,6 +153,7 @@ CASES = {
     "sagemaker_notebook": (63, "myproj-dev-nb", ["-nb", "nb-", "nb_1", "nb.1"]),
     "codeartifact_domain": (50, "myproj-dev", ["Domain", "1domain", "domain-", "a", "dom_ain"]),
     "codeartifact_repository": (100, "myproj.dev_repo-1", ["-repo", "repo name", "a", "repo/x"]),
+    "kms_alias": (256, "alias/myproj-shared-secrets", ["myproj-key", "alias/aws/x", "alias/a b"]),
     "pulumi_stack": (100, "dev.feature_x-1", ["org/stack", "stack name", "stack:1"]),
 }
 
@@ -196,7 +199,9 @@ def test_rules_agree_with_botocore(kind):
 def test_good_names_pass(kind):
     longest, good, _ = CASES[kind]
     assert rules.violations(kind, good) == []
-    assert rules.violations(kind, "a" * longest) == []
+    # Aliases must carry their prefix; the longest legal one still has it.
+    prefix = "alias/" if kind == "kms_alias" else ""
+    assert rules.violations(kind, prefix + "a" * (longest - len(prefix))) == []
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

@@ -67,11 +67,11 @@ def test_every_name_is_legal_for_its_service(branch: str) -> None:
 def test_every_name_field_declares_its_aws_kind() -> None:
     fields = set(_all_names("main"))
     assert {f.split(".")[0] for f in fields} == set(naming.BRANCH_NAME_KINDS)
-    assert set(naming.shared_names("mlship").as_dict()) == set(naming.SHARED_NAME_KINDS)
+    assert set(naming.shared_names("mlship", ACCOUNT).as_dict()) == set(naming.SHARED_NAME_KINDS)
 
 
 def test_shared_names_are_legal() -> None:
-    for field, name in naming.shared_names(LONGEST_PROJECT).as_dict().items():
+    for field, name in naming.shared_names(LONGEST_PROJECT, ACCOUNT).as_dict().items():
         assert violations(naming.SHARED_NAME_KINDS[field], str(name)) == [], (field, name)
 
 
@@ -184,7 +184,7 @@ def test_kind_follows_the_protected_branches(ref: str, kind: str) -> None:
 def test_shared_stack_is_protected_and_apart_from_every_branch() -> None:
     shared = naming.shared_stack()
     assert (shared.stack, shared.kind) == (naming.SHARED_STACK, "protected")
-    shared_names = set(naming.shared_names("mlship").as_dict().values())
+    shared_names = set(naming.shared_names("mlship", ACCOUNT).as_dict().values())
     assert not shared_names & set(_all_names("shared", "mlship").values())
 
 
@@ -224,3 +224,15 @@ def test_branch_tag_keeps_legal_characters_and_replaces_the_rest() -> None:
 def test_bad_inputs_name_themselves_and_what_is_valid(call, needle: str) -> None:
     with pytest.raises(naming.NamingError, match=re.escape(needle)):
         call()
+
+
+@settings(max_examples=200, deadline=None)
+@given(git_branches)
+@example("shared-ci")
+@example("shared")
+def test_no_branch_name_falls_under_the_shared_stacks_protected_prefix(branch: str) -> None:
+    prefix = naming.shared_prefix("mlship")
+    assert not any(name.startswith(prefix) for name in _all_names(branch, "mlship").values())
+    shared = naming.shared_names("mlship", ACCOUNT)
+    for name in (shared.state_bucket, shared.preview_role, shared.deploy_role, shared.promote_role):
+        assert name.startswith(prefix)
