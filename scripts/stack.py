@@ -77,7 +77,11 @@ def save_outputs(pulumi: str, stack: str, path: Path) -> dict[str, object]:
 
 
 def select(pulumi: str, stack: naming.BranchStack, settings: config.Settings) -> None:
-    _pulumi(pulumi, "stack", "select", stack.stack, "--create")
+    # A stack created in CI encrypts its secrets with the shared KMS key the
+    # bootstrap made (repository variable PULUMI_SECRETS_PROVIDER).
+    secrets = os.environ.get("PULUMI_SECRETS_PROVIDER")
+    extra = ["--secrets-provider", secrets] if secrets else []
+    _pulumi(pulumi, "stack", "select", stack.stack, "--create", *extra)
     if stack.branch:
         # The stack name is a lossy slug; the stack keeps its real branch.
         _pulumi(

@@ -156,3 +156,20 @@ def test_drift_refreshes_without_changes_and_fails_on_drift(
     ]
     monkeypatch.setenv("FAKE_PULUMI_FAIL_ON", "refresh")
     assert stack.main(["drift", "--branch", "main"]) == 2
+
+
+def test_new_stacks_use_the_shared_secrets_provider_when_given(
+    fake_pulumi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = "awskms://alias/mlship--shared-pulumi-secrets?region=us-east-1"
+    monkeypatch.setenv("PULUMI_SECRETS_PROVIDER", provider)
+    assert stack.main(["preview", "--branch", "main"]) == 0
+    assert fake_pulumi()[0] == [
+        "stack",
+        "select",
+        "main",
+        "--create",
+        "--secrets-provider",
+        provider,
+        "--non-interactive",
+    ]
