@@ -56,7 +56,11 @@ def from_file(path: Path) -> StackOutputs:
 
 
 def from_stack(branch: str) -> StackOutputs:
-    stack = naming.slugify(branch)
+    return from_stack_name(naming.slugify(branch))
+
+
+def from_stack_name(stack: str) -> StackOutputs:
+    """Outputs of a stack by its own name (`shared`, or a branch's slug)."""
     pulumi = shutil.which("pulumi")
     if pulumi is None:
         raise UsageError(
@@ -71,7 +75,15 @@ def from_stack(branch: str) -> StackOutputs:
     )
     if result.returncode != 0:
         raise UsageError(f"cannot read outputs of stack {stack!r}: {result.stderr.strip()}")
-    return StackOutputs(json.loads(result.stdout or "{}"), f"stack {stack}")
+    try:
+        values = json.loads(result.stdout or "{}")
+    except json.JSONDecodeError as error:
+        raise UsageError(
+            f"pulumi printed outputs of stack {stack!r} that are not JSON: {error}"
+        ) from None
+    if not isinstance(values, dict):
+        raise UsageError(f"pulumi printed outputs of stack {stack!r} that are not an object")
+    return StackOutputs(values, f"stack {stack}")
 
 
 def load(args: argparse.Namespace) -> StackOutputs:

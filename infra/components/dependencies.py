@@ -21,7 +21,12 @@ REPOSITORY_READ_ACTIONS = (
 )
 # Actions that AWS scopes to package resources inside the repository.
 PACKAGE_READ_ACTIONS = ("codeartifact:ListPackageVersions",)
-PUBLISH_ACTIONS = ("codeartifact:PublishPackageVersion", "codeartifact:PutPackageMetadata")
+# ListPackageVersionAssets lets a re-publish of an unchanged version be told from a conflict.
+PUBLISH_ACTIONS = (
+    "codeartifact:PublishPackageVersion",
+    "codeartifact:PutPackageMetadata",
+    "codeartifact:ListPackageVersionAssets",
+)
 # sts:GetServiceBearerToken is also needed for a token, but AWS ignores it in
 # resource policies: it belongs in the callers' IAM policies, not here.
 DOMAIN_ACTIONS = ("codeartifact:GetAuthorizationToken",)

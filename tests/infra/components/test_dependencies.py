@@ -169,7 +169,11 @@ def test_team_policy_lets_only_publishers_publish():
     assert statements["Publish"] == {
         "Sid": "Publish",
         "Effect": "Allow",
-        "Action": ["codeartifact:PublishPackageVersion", "codeartifact:PutPackageMetadata"],
+        "Action": [
+            "codeartifact:PublishPackageVersion",
+            "codeartifact:PutPackageMetadata",
+            "codeartifact:ListPackageVersionAssets",
+        ],
         "Resource": [TEAM_PACKAGES],
         "Principal": {"AWS": [PUBLISHER]},
     }
