@@ -93,14 +93,17 @@ def test_a_replayed_event_under_a_new_id_is_still_stored_once(s3, bucket):
     replayed = {**original, "id": "eb-id-2", "replay-name": "r1"}
     assert processor.store_event(original, s3=s3, bucket=bucket)["stored"] is True
     result = processor.store_event(replayed, s3=s3, bucket=bucket)
-    assert result == {"stored": False, "key": "events/churn/3f1c2a9e-0000-4000-8000-00000000abcd.json"}
+    assert result == {
+        "stored": False,
+        "key": "events/churn/3f1c2a9e-0000-4000-8000-00000000abcd.json",
+    }
     assert len(versions(s3, bucket)) == 1
 
 
 def test_an_invalid_emitter_id_is_refused(s3, bucket):
     event = make_event()
     event["detail"]["event_id"] = "../../escape"
-    with pytest.raises(ValueError, match="detail.event_id"):
+    with pytest.raises(ValueError, match=r"detail\.event_id"):
         processor.store_event(event, s3=s3, bucket=bucket)
     assert versions(s3, bucket) == []
 
