@@ -67,29 +67,88 @@ def names(session: nox.Session) -> None:
     session.run("python", "-m", "scripts.names", *session.posargs)
 
 
-def _stack_session(session: nox.Session, verb: str) -> None:
-    if not session.posargs:
-        _usage(
-            session,
-            "--branch NAME | --stack shared" + (" [--plan PATH]" if verb != "destroy" else ""),
-        )
-    _install(session, *RUNTIME)
-    session.run("python", "-m", "scripts.stack", verb, *session.posargs)
+# Thin sessions over `python -m scripts.<module>`: name -> (module, fixed args, usage, docstring).
+_SCRIPT_SESSIONS = {
+    "preview": (
+        "scripts.stack",
+        ["preview"],
+        "--branch NAME [--plan PATH]",
+        "Pulumi preview of a branch's stack, saving a plan: -- --branch NAME [--plan PATH].",
+    ),
+    "deploy": (
+        "scripts.stack",
+        ["deploy"],
+        "--branch NAME [--plan PATH] [--outputs-file PATH]",
+        "Pulumi up on a branch's stack, applying the saved plan: -- --branch NAME [--plan P].",
+    ),
+    "destroy": (
+        "scripts.stack",
+        ["destroy"],
+        "--branch NAME",
+        "Destroy an ephemeral branch's stack (refuses protected ones): -- --branch NAME.",
+    ),
+    "drift": (
+        "scripts.stack",
+        ["drift"],
+        "--branch NAME | --stack shared",
+        "Refresh a stack in preview and fail if the cloud drifted from it: -- --branch NAME.",
+    ),
+    "smoke": (
+        "scripts.smoke",
+        [],
+        "--outputs FILE | --branch NAME",
+        "Invoke the candidate model version with sample inputs before traffic moves.",
+    ),
+    "promote": (
+        "scripts.promote",
+        [],
+        "--outputs FILE | --branch NAME [--strategy auto|alias|codedeploy] [--steps 10,50,100]",
+        "Shift alias live to the candidate version, watching the alarms; rolls back on alarm.",
+    ),
+    "rollback": (
+        "scripts.rollback",
+        [],
+        "--outputs FILE | --branch NAME [--to VERSION] [--reason TEXT]",
+        "Put alias live back on the previous version; stops an in-flight deployment.",
+    ),
+    "release": (
+        "scripts.release",
+        [],
+        "--version vN (--outputs FILE | --branch NAME)",
+        "Release an API major version: new deployment on its stage, documentation version.",
+    ),
+    "events": (
+        "scripts.events",
+        [],
+        "emit|history|state|replay ... (--outputs FILE | --branch NAME)",
+        "Emit, list, fold or replay the model's lifecycle events.",
+    ),
+    "deps": (
+        "scripts.deps",
+        [],
+        "login|publish (--outputs FILE | --shared) ...",
+        "Log pip into the CodeArtifact team repository, or publish the model package.",
+    ),
+    "cleanup": (
+        "scripts.cleanup",
+        [],
+        "[--yes] [--remote R | --branches-file F] [--now ISO]",
+        "Destroy ephemeral stacks whose branch is gone or past the TTL (dry run by default).",
+    ),
+}
 
 
-@nox.session
-def preview(session: nox.Session) -> None:
-    """Pulumi preview of a branch's stack, saving a plan: -- --branch NAME [--plan PATH]."""
-    _stack_session(session, "preview")
+def _script_session(name: str, module: str, fixed: list[str], usage: str, doc: str) -> None:
+    def run(session: nox.Session) -> None:
+        if not session.posargs and name != "cleanup":
+            _usage(session, usage)
+        _install(session, *RUNTIME)
+        session.run("python", "-m", module, *fixed, *session.posargs)
+
+    run.__doc__ = doc
+    run.__name__ = name
+    nox.session(name=name)(run)
 
 
-@nox.session
-def deploy(session: nox.Session) -> None:
-    """Pulumi up on a branch's stack, applying the saved plan: -- --branch NAME [--plan PATH]."""
-    _stack_session(session, "deploy")
-
-
-@nox.session
-def destroy(session: nox.Session) -> None:
-    """Destroy an ephemeral branch's stack (refuses protected ones): -- --branch NAME."""
-    _stack_session(session, "destroy")
+for _name, (_module, _fixed, _usage_text, _doc) in _SCRIPT_SESSIONS.items():
+    _script_session(_name, _module, _fixed, _usage_text, _doc)

@@ -1,0 +1,893 @@
+"""Promote the candidate model version: move alias `live` onto it while watching the alarms.
+
+    python -m scripts.promote (--outputs FILE | --branch NAME) [--strategy auto|alias|codedeploy]
+        [--version N] [--steps 10,50,100] [--bake-seconds S] [--poll-seconds S]
+        [--waiter-delay S] [--waiter-max-attempts N]
+
+Strategies:
+- codedeploy: a CodeDeploy deployment with a Lambda AppSpec shifts the alias by the
+  deployment group's canary config; CodeDeploy watches the group's alarms and rolls back
+  by itself. This script creates it (or attaches to one already in flight), waits and
+  reports.
+- alias: the script shifts RoutingConfig weights itself, in the steps of config
+  `promotionSteps` (or --steps), baking `bakeSeconds` between steps while polling the
+  alarms; on an alarm it puts the alias back on the previous version at 100%.
+- auto (default): codedeploy when the stack outputs name a deployment group (every stack
+  this program deploys), else alias. In a real account the AWS-managed path is the better
+  one: the shifting and the alarm rollback go on in AWS even if the CI runner dies. The
+  alias strategy is the one moto can exercise end to end, and the fallback for stacks
+  without CodeDeploy.
+
+Either way the alias ends fully on the candidate or fully on the previous version, and
+re-running is safe: a finished promotion is a no-op, an interrupted one resumes or is
+rolled back. Exit codes: 0 promoted (or already), 1 rolled back or failed, 2 bad input
+(nothing changed), 130 interrupted (rolled back).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import itertools
+import json
+import math
+import re
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from botocore.exceptions import ClientError, WaiterError
+
+from infra import config, naming
+from scripts import aws, events, outputs, summary
+from scripts.progress import Progress
+
+PROMOTED = "promoted"
+ALREADY = "already-promoted"
+ROLLED_BACK = "rolled-back"
+INTERRUPTED = "interrupted"
+EXIT_CODES = {PROMOTED: 0, ALREADY: 0, ROLLED_BACK: 1, INTERRUPTED: 130}
+
+IN_FLIGHT = ("Created", "Queued", "InProgress", "Ready")
+STEPS_VALID = "percentages rising strictly from 1 to exactly 100, e.g. 10,50,100"
+
+Emit = Callable[..., object]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled CI job), raised where the process was so the promotion rolls back."""
+
+
+@dataclass(frozen=True)
+class AliasState:
+    primary: str
+    weights: Mapping[str, float]
+
+    def weight_of(self, version: str) -> int:
+        return round(self.weights.get(version, 0.0) * 100)
+
+    def describe(self) -> str:
+        if not self.weights:
+            return f"version {self.primary} at 100%"
+        shares = [f"version {v} at {round(w * 100)}%" for v, w in sorted(self.weights.items())]
+        rest = 100 - sum(round(w * 100) for w in self.weights.values())
+        return ", ".join([f"version {self.primary} at {rest}%", *shares])
+
+
+@dataclass(frozen=True)
+class Step:
+    weight: str
+    time: str
+    alarms: str
+
+
+@dataclass
+class PromotionResult:
+    outcome: str
+    function: str
+    alias: str
+    candidate: str
+    previous_version: str
+    strategy: str
+    message: str = ""
+    steps: list[Step] = field(default_factory=list)
+    deployment_id: str | None = None
+    overview: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.outcome]
+
+
+# --- shared with rollback -------------------------------------------------------------
+
+
+def published_versions(lambda_client: Any, function: str) -> list[str]:
+    listing = aws.pages(
+        lambda_client, "list_versions_by_function", "Versions", FunctionName=function
+    )
+    return [v["Version"] for v in listing if v["Version"] != "$LATEST"]
+
+
+def require_version(lambda_client: Any, function: str, version: str, flag: str) -> None:
+    """Refuse, before anything changes, a version that is not a published one."""
+    if str(version).isdigit():
+        try:
+            lambda_client.get_function(FunctionName=function, Qualifier=str(version))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise aws.translate(error, f"checking version {version} of {function}") from error
+        else:
+            return
+    published = ", ".join(published_versions(lambda_client, function)) or "none"
+    raise aws.UsageError(
+        f"{flag} {version}: function {function} has no published version {version!r} "
+        f"(published: {published}); pass one of those"
+    )
+
+
+def read_alias(lambda_client: Any, function: str, alias: str) -> AliasState:
+    response = aws.call(
+        f"reading alias {alias} of {function}",
+        lambda_client.get_alias,
+        FunctionName=function,
+        Name=alias,
+    )
+    weights = (response.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    return AliasState(
+        str(response["FunctionVersion"]), {str(v): float(w) for v, w in weights.items() if w > 0}
+    )
+
+
+def set_alias(
+    lambda_client: Any,
+    function: str,
+    alias: str,
+    version: str,
+    weights: Mapping[str, float] | None = None,
+) -> None:
+    """Point the alias at `version`; without weights that is 100% of traffic."""
+    # The primary version is always sent too, so each call states the whole routing and
+    # repeating it (a re-run) lands in the same place.
+    aws.call(
+        f"pointing alias {alias} of {function} at version {version}",
+        lambda_client.update_alias,
+        FunctionName=function,
+        Name=alias,
+        FunctionVersion=version,
+        RoutingConfig={"AdditionalVersionWeights": dict(weights or {})},
+    )
+
+
+def in_flight_deployments(codedeploy_client: Any, application: str, group: str) -> list[str]:
+    return list(
+        aws.pages(
+            codedeploy_client,
+            "list_deployments",
+            "deployments",
+            applicationName=application,
+            deploymentGroupName=group,
+            includeOnlyStatuses=list(IN_FLIGHT),
+        )
+    )
+
+
+def check_steps(steps: Sequence[int], source: str) -> tuple[int, ...]:
+    values = tuple(steps)
+    if (
+        not values
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in values)
+        or values[0] < 1
+        or values[-1] != 100
+        or any(a >= b for a, b in itertools.pairwise(values))
+    ):
+        raise aws.UsageError(f"{source} {list(values)} is not valid: {STEPS_VALID}")
+    return values
+
+
+def parse_steps(text: str) -> tuple[int, ...]:
+    try:
+        values = [int(part) for part in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise aws.UsageError(f"--steps {text!r} is not valid: {STEPS_VALID}") from None
+    return check_steps(values, "--steps")
+
+
+# --- alarms ------------------------------------------------------------------------------
+
+
+def alarm_states(cloudwatch_client: Any, alarms: Sequence[str]) -> dict[str, str]:
+    found = aws.pages(cloudwatch_client, "describe_alarms", "MetricAlarms", AlarmNames=list(alarms))
+    return {a["AlarmName"]: a["StateValue"] for a in found}
+
+
+def _firing(states: Mapping[str, str]) -> list[str]:
+    return sorted(name for name, state in states.items() if state == "ALARM")
+
+
+def _alarm_text(states: Mapping[str, str]) -> str:
+    firing = _firing(states)
+    if firing:
+        return "ALARM: " + ", ".join(firing)
+    return ", ".join(f"{n} {s}" for s, n in sorted(Counter(states.values()).items()))
+
+
+def _bake(
+    cloudwatch_client: Any,
+    alarms: Sequence[str],
+    *,
+    weight: int,
+    bake_seconds: float,
+    poll_seconds: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    progress: Progress,
+) -> dict[str, str]:
+    """Watch the alarms for bake_seconds; returns the last states (early if one fires)."""
+    started = clock()
+    # Bounded by the number of polls as well as by the clock, so an injected clock that
+    # never advances cannot spin forever.
+    polls = math.ceil(bake_seconds / poll_seconds)
+    states: dict[str, str] = {}
+    for poll in range(polls + 1):
+        states = alarm_states(cloudwatch_client, alarms)
+        waited = clock() - started
+        if _firing(states) or poll == polls or waited >= bake_seconds:
+            return states
+        progress.note(
+            f"baking at {weight}%: {waited:.0f}s of {bake_seconds:g}s, {_alarm_text(states)}"
+        )
+        sleep(min(poll_seconds, bake_seconds - waited))
+    return states
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    # Signal handlers can only be installed from the main thread; elsewhere SIGTERM keeps
+    # its default and a re-run (which resumes or restores) is the recovery.
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum: int, frame: object) -> None:
+        raise Terminated(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# --- alias strategy ----------------------------------------------------------------------
+
+
+@dataclass
+class _AliasShift:
+    """One run of the alias strategy, from the moment the alias may change."""
+
+    lambda_client: Any
+    cloudwatch_client: Any
+    result: PromotionResult
+    alarms: Sequence[str]
+    bake_seconds: float
+    poll_seconds: float
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+    progress: Progress
+    emit: Emit
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def record(self, weight: str, alarms: str) -> None:
+        self.result.steps.append(Step(weight, f"+{self.clock() - self.started:.0f}s", alarms))
+
+    def set_weight(self, weight: int) -> None:
+        r = self.result
+        if weight == 100:
+            set_alias(self.lambda_client, r.function, r.alias, r.candidate)
+        else:
+            weights = {r.candidate: weight / 100}
+            set_alias(self.lambda_client, r.function, r.alias, r.previous_version, weights)
+        self.progress.step(f"version {r.candidate} serves {weight}% of alias {r.alias}")
+
+    def bake(self, weight: int, label: str = "") -> list[str]:
+        """Watch the alarms for bake_seconds at this weight; the alarms that fired, if any."""
+        states = _bake(
+            self.cloudwatch_client,
+            self.alarms,
+            weight=weight,
+            bake_seconds=self.bake_seconds,
+            poll_seconds=self.poll_seconds,
+            sleep=self.sleep,
+            clock=self.clock,
+            progress=self.progress,
+        )
+        return self.checked(states, label or f"{weight}%")
+
+    def checked(self, states: Mapping[str, str], label: str) -> list[str]:
+        self.record(label, _alarm_text(states))
+        return _firing(states)
+
+    def record_rollback(self, reason: str) -> None:
+        r = self.result
+        self.emit(
+            "rolled-back",
+            version=r.candidate,
+            from_version=r.candidate,
+            to_version=r.previous_version,
+            reason=reason,
+            strategy="alias",
+        )
+
+    def roll_back(self, reason: str, outcome: str) -> PromotionResult:
+        r = self.result
+        set_alias(self.lambda_client, r.function, r.alias, r.previous_version)
+        self.record_rollback(reason)
+        r.outcome = outcome
+        r.message = (
+            f"rolled back: {reason}; alias {r.alias} of {r.function} serves version "
+            f"{r.previous_version} at 100%"
+        )
+        return r
+
+    def abandon(self, error: aws.ScriptError, weight: int) -> NoReturn:
+        """An AWS call failed mid-shift: put the alias back rather than leave it half-way."""
+        r = self.result
+        try:
+            set_alias(self.lambda_client, r.function, r.alias, r.previous_version)
+        except aws.ScriptError as second:
+            raise aws.ScriptError(
+                f"{error}; rolling back failed too ({second}): alias {r.alias} may still "
+                "split traffic; run `nox -s rollback` (or re-run promote)"
+            ) from error
+        unrecorded = ""
+        try:
+            self.record_rollback(f"error at {weight}%: {error}")
+        except aws.ScriptError as emit_error:
+            unrecorded = f" (the rolled-back event was not recorded: {emit_error})"
+        raise aws.ScriptError(
+            f"{error}; alias {r.alias} was put back on version {r.previous_version} at "
+            f"100%{unrecorded}"
+        ) from error
+
+    def run(
+        self, plan: Sequence[int], resumed: int, states: Mapping[str, str], steps: Sequence[int]
+    ) -> PromotionResult:
+        r = self.result
+        weight = resumed
+        if not resumed:
+            self.emit(
+                "canary-started",
+                version=r.candidate,
+                previous_version=r.previous_version,
+                strategy="alias",
+                steps=list(steps),
+            )
+        with _sigterm_raises():
+            try:
+                if resumed:
+                    # How long the interrupted run baked is unknown: bake this weight anew
+                    # (unless an alarm already fires, then there is nothing to wait for).
+                    label = f"{resumed}% (resumed)"
+                    if _firing(states):
+                        firing = self.checked(states, label)
+                    else:
+                        firing = self.bake(resumed, label)
+                    if firing:
+                        return self.roll_back(
+                            f"alarm {', '.join(firing)} in ALARM at {resumed}%", ROLLED_BACK
+                        )
+                for weight in plan:
+                    self.set_weight(weight)
+                    if weight == 100:
+                        self.record("100%", "(final step: not baked)")
+                        break
+                    firing = self.bake(weight)
+                    if firing:
+                        return self.roll_back(
+                            f"alarm {', '.join(firing)} in ALARM at {weight}%", ROLLED_BACK
+                        )
+            except KeyboardInterrupt as interruption:
+                cause = "SIGTERM" if isinstance(interruption, Terminated) else "interrupt"
+                self.progress.note(
+                    f"{cause} at {weight}%: putting alias {r.alias} back on {r.previous_version}"
+                )
+                self.record(f"{weight}%", f"({cause}: rolled back)")
+                return self.roll_back(f"{cause} at {weight}%", INTERRUPTED)
+            except aws.ScriptError as error:
+                self.record(f"{weight}%", "(AWS error: rolled back)")
+                self.abandon(error, weight)
+        self.emit(
+            "promoted",
+            version=r.candidate,
+            previous_version=r.previous_version,
+            strategy="alias",
+            steps=list(steps),
+        )
+        r.outcome = PROMOTED
+        r.message = (
+            f"promoted: alias {r.alias} of {r.function} serves version {r.candidate} at 100% "
+            f"(was {r.previous_version})"
+        )
+        return r
+
+
+def _check_alias_inputs(
+    steps: Sequence[int], bake_seconds: float, poll_seconds: float, alarms: Sequence[str]
+) -> tuple[int, ...]:
+    if bake_seconds < 0:
+        raise aws.UsageError(f"--bake-seconds {bake_seconds:g} is negative; give 0 or more")
+    if poll_seconds <= 0:
+        raise aws.UsageError(f"--poll-seconds {poll_seconds:g} must be more than 0")
+    if not alarms:
+        raise aws.UsageError("no alarms to watch: the stack outputs' 'alarms' list is empty")
+    return check_steps(steps, "promotion steps")
+
+
+def promote_alias(
+    lambda_client: Any,
+    cloudwatch_client: Any,
+    *,
+    function: str,
+    alias: str,
+    candidate: str,
+    steps: Sequence[int],
+    bake_seconds: float,
+    poll_seconds: float,
+    alarms: Sequence[str],
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    progress: Progress | None = None,
+    emit: Emit | None = None,
+) -> PromotionResult:
+    """Shift the alias to `candidate` in `steps`, baking between them; roll back on alarm.
+
+    Re-run safe: on the candidate already -> no-op; weights on the candidate left by a
+    killed run -> resume from that weight; weights on another version -> that version's
+    share is removed first.
+    """
+    candidate = str(candidate)
+    steps = _check_alias_inputs(steps, bake_seconds, poll_seconds, alarms)
+    require_version(lambda_client, function, candidate, "--version")
+    states = alarm_states(cloudwatch_client, alarms)
+    missing = sorted(set(alarms) - set(states))
+    if missing:
+        raise aws.UsageError(
+            f"alarm(s) {', '.join(missing)} do not exist in CloudWatch; a promotion watching "
+            "them would watch nothing. Deploy the stack, or fix the outputs' 'alarms'"
+        )
+    state = read_alias(lambda_client, function, alias)
+    progress = progress or Progress("promote", total=len(steps), clock=clock)
+    result = PromotionResult(ALREADY, function, alias, candidate, state.primary, "alias")
+
+    others = {v: w for v, w in state.weights.items() if v != candidate}
+    if others:
+        # Another shift was left half-way (a different candidate); its version must not
+        # keep a share while this one is measured.
+        progress.note(
+            f"alias {alias} routes to other versions ({state.describe()}); "
+            f"restoring version {state.primary} at 100% first"
+        )
+        set_alias(lambda_client, function, alias, state.primary)
+        state = AliasState(state.primary, {})
+    if state.primary == candidate:
+        result.message = (
+            f"already promoted: alias {alias} of {function} serves version {candidate} at "
+            f"100%; {'stray weights removed' if others else 'nothing to do'}"
+        )
+        return result
+
+    resumed = state.weight_of(candidate)
+    firing = _firing(states)
+    if firing and not resumed:
+        raise aws.ScriptError(
+            f"alarm {', '.join(firing)} is in ALARM before the canary starts; "
+            f"{'only the stray weights were removed' if others else 'nothing changed'} "
+            f"(alias {alias} stays on version {state.primary}). Find out why, then re-run"
+        )
+    if resumed:
+        progress.note(f"resuming an interrupted promotion: alias {alias} is at {state.describe()}")
+    plan = [s for s in steps if s > resumed or s == 100]
+    progress.total = len(plan)
+    shift = _AliasShift(
+        lambda_client,
+        cloudwatch_client,
+        result,
+        alarms,
+        bake_seconds,
+        poll_seconds,
+        sleep,
+        clock,
+        progress,
+        emit or (lambda kind, **fields: None),
+    )
+    return shift.run(plan, resumed, states, steps)
+
+
+# --- codedeploy strategy ------------------------------------------------------------------
+
+
+def appspec(function: str, alias: str, current: str, target: str) -> str:
+    return json.dumps(
+        {
+            "version": 0.0,
+            "Resources": [
+                {
+                    function: {
+                        "Type": "AWS::Lambda::Function",
+                        "Properties": {
+                            "Name": function,
+                            "Alias": alias,
+                            "CurrentVersion": current,
+                            "TargetVersion": target,
+                        },
+                    }
+                }
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def _appspec_versions(info: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    content = ((info.get("revision") or {}).get("appSpecContent") or {}).get("content")
+    try:
+        resources = json.loads(content)["Resources"]
+        properties = next(iter(resources[0].values()))["Properties"]
+        return str(properties["CurrentVersion"]), str(properties["TargetVersion"])
+    except (TypeError, ValueError, KeyError, IndexError, StopIteration):
+        return None, None
+
+
+_CANARY = re.compile(r"CodeDeployDefault\.LambdaCanary(\d+)Percent(\d+)Minutes?")
+_LINEAR = re.compile(r"CodeDeployDefault\.LambdaLinear(\d+)PercentEvery(\d+)Minutes?")
+
+
+def traffic_steps(config_name: str) -> list[tuple[int, int]]:
+    """(percent, minutes from start) of a built-in Lambda deployment config; [] if custom."""
+    # Built-in names spell out their schedule; parsing them avoids a GetDeploymentConfig
+    # call (and a permission) just to print a table.
+    if canary := _CANARY.fullmatch(config_name):
+        percent, minutes = int(canary[1]), int(canary[2])
+        return [(percent, 0), (100, minutes)]
+    if linear := _LINEAR.fullmatch(config_name):
+        percent, minutes = int(linear[1]), int(linear[2])
+        count = math.ceil(100 / percent)
+        return [(min(100, percent * k), minutes * (k - 1)) for k in range(1, count + 1)]
+    if config_name == "CodeDeployDefault.LambdaAllAtOnce":
+        return [(100, 0)]
+    return []
+
+
+def _attach(
+    codedeploy_client: Any, lambda_client: Any, deployment_id: str, result: PromotionResult
+) -> str:
+    """The previous version of a deployment in flight to the candidate; refuses any other."""
+    info = aws.call(
+        f"reading deployment {deployment_id}",
+        codedeploy_client.get_deployment,
+        deploymentId=deployment_id,
+    )["deploymentInfo"]
+    current, target = _appspec_versions(info)
+    if target is not None and target != result.candidate:
+        raise aws.ScriptError(
+            f"deployment {deployment_id} of group {info.get('deploymentGroupName')} is in "
+            f"flight to version {target}, not {result.candidate}; wait for it to end, or stop "
+            "it with `nox -s rollback`"
+        )
+    return current or read_alias(lambda_client, result.function, result.alias).primary
+
+
+def _create(
+    codedeploy_client: Any,
+    lambda_client: Any,
+    *,
+    application: str,
+    group: str,
+    result: PromotionResult,
+    progress: Progress,
+) -> tuple[str, str] | None:
+    """Start a deployment from the alias's version to the candidate; None if already there."""
+    function, alias, candidate = result.function, result.alias, result.candidate
+    state = read_alias(lambda_client, function, alias)
+    if state.weights:
+        # CodeDeploy refuses an alias that already splits traffic: a half-way alias
+        # shift (an interrupted alias strategy run) goes back to its primary first.
+        progress.note(
+            f"alias {alias} is at {state.describe()}; restoring version {state.primary} "
+            "at 100% before CodeDeploy shifts it"
+        )
+        set_alias(lambda_client, function, alias, state.primary)
+    if state.primary == candidate:
+        return None
+    content = appspec(function, alias, state.primary, candidate)
+    deployment_id = aws.call(
+        f"creating a deployment in group {group}",
+        codedeploy_client.create_deployment,
+        applicationName=application,
+        deploymentGroupName=group,
+        revision={
+            "revisionType": "AppSpecContent",
+            "appSpecContent": {
+                "content": content,
+                "sha256": hashlib.sha256(content.encode()).hexdigest(),
+            },
+        },
+        description=f"promote {function}:{alias} from version {state.primary} to {candidate}",
+    )["deploymentId"]
+    return deployment_id, state.primary
+
+
+def _wait(codedeploy_client: Any, deployment_id: str, delay: int, attempts: int) -> None:
+    """Wait for the deployment to end; a timeout or an AWS error raises, Failed/Stopped not."""
+    try:
+        codedeploy_client.get_waiter("deployment_successful").wait(
+            deploymentId=deployment_id,
+            WaiterConfig={"Delay": delay, "MaxAttempts": attempts},
+        )
+    except WaiterError as error:
+        last = error.last_response or {}
+        status = (last.get("deploymentInfo") or {}).get("status")
+        if status in ("Failed", "Stopped"):
+            return
+        if "Error" in last:
+            raise aws.ScriptError(
+                f"waiting for deployment {deployment_id}: AWS said "
+                f"{last['Error'].get('Code')}: {last['Error'].get('Message')}"
+            ) from None
+        raise aws.ScriptError(
+            f"deployment {deployment_id} still {status} after {attempts} check(s) {delay}s "
+            "apart; it goes on in AWS: re-run promote to attach to it again, or "
+            "`nox -s rollback` to stop it"
+        ) from None
+
+
+def _failure_reason(info: Mapping[str, Any]) -> str:
+    failure = info.get("errorInformation") or {}
+    reason = (
+        f"deployment {info.get('deploymentId')} {info.get('status')}: "
+        f"{failure.get('code', '?')}: {failure.get('message', 'no error information')}"
+    )
+    rollback = info.get("rollbackInfo") or {}
+    if rollback:
+        reason += (
+            f"; rollback {rollback.get('rollbackDeploymentId', '?')}: "
+            f"{rollback.get('rollbackMessage', '')}".rstrip(": ")
+        )
+    return reason
+
+
+def promote_codedeploy(
+    codedeploy_client: Any,
+    lambda_client: Any,
+    *,
+    application: str,
+    group: str,
+    function: str,
+    alias: str,
+    candidate: str,
+    waiter_delay: int,
+    waiter_max_attempts: int,
+    progress: Progress | None = None,
+    emit: Emit | None = None,
+) -> PromotionResult:
+    """Have CodeDeploy shift the alias (or attach to its deployment in flight) and report."""
+    if waiter_delay < 0 or waiter_max_attempts < 1:
+        raise aws.UsageError(
+            f"--waiter-delay {waiter_delay} / --waiter-max-attempts {waiter_max_attempts}: "
+            "give a delay of 0 or more seconds and at least 1 attempt"
+        )
+    emit = emit or (lambda kind, **fields: None)
+    progress = progress or Progress("promote", total=2)
+    result = PromotionResult(ALREADY, function, alias, str(candidate), "", "codedeploy")
+    candidate = result.candidate
+    require_version(lambda_client, function, candidate, "--version")
+
+    running = in_flight_deployments(codedeploy_client, application, group)
+    if running:
+        # Re-run safety: a second deployment would queue behind (or fight) the first.
+        deployment_id = running[0]
+        previous = _attach(codedeploy_client, lambda_client, deployment_id, result)
+        progress.step(f"attached to deployment {deployment_id} already in flight")
+    else:
+        created = _create(
+            codedeploy_client,
+            lambda_client,
+            application=application,
+            group=group,
+            result=result,
+            progress=progress,
+        )
+        if created is None:
+            result.previous_version = candidate
+            result.message = (
+                f"already promoted: alias {alias} of {function} serves version {candidate} "
+                "at 100%; nothing to do"
+            )
+            return result
+        deployment_id, previous = created
+        emit(
+            "canary-started",
+            version=candidate,
+            previous_version=previous,
+            strategy="codedeploy",
+            deployment_id=deployment_id,
+        )
+        progress.step(f"created deployment {deployment_id}: version {previous} -> {candidate}")
+
+    result.previous_version, result.deployment_id = previous, deployment_id
+    progress.note(
+        f"waiting for deployment {deployment_id} "
+        f"(up to {waiter_max_attempts} checks, {waiter_delay}s apart)"
+    )
+    _wait(codedeploy_client, deployment_id, waiter_delay, waiter_max_attempts)
+    info = aws.call(
+        f"reading deployment {deployment_id}",
+        codedeploy_client.get_deployment,
+        deploymentId=deployment_id,
+    )["deploymentInfo"]
+    result.overview = dict(info.get("deploymentOverview") or {})
+    config_name = info.get("deploymentConfigName", "?")
+    result.steps = [
+        Step(f"{percent}%", f"+{minutes} min", "watched by CodeDeploy")
+        for percent, minutes in traffic_steps(config_name)
+    ] or [Step("see config", config_name, "watched by CodeDeploy")]
+    progress.step(f"deployment {deployment_id} {info.get('status')}")
+    if info.get("status") == "Succeeded":
+        emit(
+            "promoted",
+            version=candidate,
+            previous_version=previous,
+            strategy="codedeploy",
+            deployment_id=deployment_id,
+        )
+        result.outcome = PROMOTED
+        result.message = (
+            f"promoted: deployment {deployment_id} ({config_name}) moved alias {alias} of "
+            f"{function} to version {candidate} (was {previous})"
+        )
+        return result
+
+    reason = _failure_reason(info)
+    # CodeDeploy shifts traffic back on failure; make sure, so the alias is never half-way.
+    if read_alias(lambda_client, function, alias) != AliasState(previous, {}):
+        set_alias(lambda_client, function, alias, previous)
+    emit(
+        "rolled-back",
+        version=candidate,
+        from_version=candidate,
+        to_version=previous,
+        reason=reason,
+        strategy="codedeploy",
+        deployment_id=deployment_id,
+    )
+    result.outcome = ROLLED_BACK
+    result.message = f"rolled back: {reason}; alias {alias} serves version {previous} at 100%"
+    return result
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def choose_strategy(requested: str, stack: outputs.StackOutputs) -> str:
+    if requested != "auto":
+        return requested
+    has_group = all(stack.values.get(k) for k in ("codedeploy_application", "codedeploy_group"))
+    return "codedeploy" if has_group else "alias"
+
+
+def markdown(result: PromotionResult) -> str:
+    title = (
+        f"### Promotion of `{result.function}:{result.alias}` to version {result.candidate} "
+        f"({result.strategy}): {result.outcome}"
+    )
+    lines = [title, "", result.message, ""]
+    if result.steps:
+        lines.append(
+            summary.table(
+                ["weight", "time", "alarms"], [[s.weight, s.time, s.alarms] for s in result.steps]
+            )
+        )
+    if result.deployment_id:
+        overview = ", ".join(f"{k} {v}" for k, v in result.overview.items()) or "none"
+        lines += ["", f"Deployment `{result.deployment_id}`; targets: {overview}"]
+    return "\n".join(lines) + "\n"
+
+
+def _promotion_settings(
+    args: argparse.Namespace, stack: outputs.StackOutputs
+) -> tuple[tuple[int, ...], float]:
+    steps = parse_steps(args.steps) if args.steps is not None else None
+    bake = args.bake_seconds
+    if steps is None or bake is None:
+        branch = stack.require("branch")
+        try:
+            settings = config.settings_for_stack(naming.slugify(branch))
+        except (config.ConfigError, naming.NamingError) as error:
+            raise aws.UsageError(f"reading the promotion settings of {branch}: {error}") from None
+        steps = steps or settings.promotion_steps
+        bake = settings.bake_seconds if bake is None else bake
+    return steps, bake
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="promote", description=__doc__.splitlines()[0])
+    outputs.add_arguments(parser)
+    parser.add_argument("--strategy", choices=("auto", "alias", "codedeploy"), default="auto")
+    parser.add_argument("--version", help="candidate version (default: model_candidate_version)")
+    parser.add_argument("--steps", help="alias strategy: percentages, e.g. 10,50,100")
+    parser.add_argument("--bake-seconds", type=float, help="alias strategy: bake per step")
+    parser.add_argument("--poll-seconds", type=float, default=15.0, help="alarm poll interval")
+    parser.add_argument("--waiter-delay", type=int, default=15, help="codedeploy: seconds")
+    parser.add_argument("--waiter-max-attempts", type=int, default=160, help="codedeploy")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+
+    def body() -> int:
+        stack = outputs.load(args)
+        function = stack.require("model_function")
+        alias = stack.require("model_alias")
+        candidate = str(args.version or stack.require("model_candidate_version"))
+        # Checked before acting: a promotion whose events cannot be recorded must not start.
+        stack.require("event_bus")
+        stack.require("event_source")
+        strategy = choose_strategy(args.strategy, stack)
+        events_client = aws.client("events")
+
+        def emit(kind: str, **fields: object) -> None:
+            events.emit(events_client, stack, kind, model=function, **fields)
+
+        if strategy == "alias":
+            alarms = stack.require("alarms")
+            if not isinstance(alarms, list) or not all(isinstance(a, str) for a in alarms):
+                raise aws.UsageError(f"stack outputs' 'alarms' must be a list of names: {alarms!r}")
+            steps, bake = _promotion_settings(args, stack)
+            result = promote_alias(
+                aws.client("lambda"),
+                aws.client("cloudwatch"),
+                function=function,
+                alias=alias,
+                candidate=candidate,
+                steps=steps,
+                bake_seconds=bake,
+                poll_seconds=args.poll_seconds,
+                alarms=alarms,
+                sleep=time.sleep,
+                clock=time.monotonic,
+                emit=emit,
+            )
+        else:
+            result = promote_codedeploy(
+                aws.client("codedeploy"),
+                aws.client("lambda"),
+                application=stack.require("codedeploy_application"),
+                group=stack.require("codedeploy_group"),
+                function=function,
+                alias=alias,
+                candidate=candidate,
+                waiter_delay=args.waiter_delay,
+                waiter_max_attempts=args.waiter_max_attempts,
+                emit=emit,
+            )
+        report = markdown(result)
+        print(report)
+        summary.write_step_summary(report)
+        print(f"promote: {result.message}", file=sys.stderr)
+        return result.exit_code
+
+    return aws.run("promote", body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
