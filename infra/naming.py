@@ -19,6 +19,9 @@ StackKind = Literal["protected", "ephemeral"]
 
 SHARED_STACK = "shared"
 MODEL_ALIAS = "live"
+# The API stage variable the integrations read the Lambda alias from; the
+# program sets it, the release step changes it.
+STAGE_ALIAS_VARIABLE = "alias"
 SHARED_STACK_REFERENCE = "{organization}/{project}/" + SHARED_STACK
 
 # The tightest limits the generated names must fit: EventBridge archive names

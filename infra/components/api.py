@@ -11,10 +11,10 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components import type_token
+from infra import naming
 from infra.components.base import child
 
-# The stage variable the integration resolves the Lambda alias from.
-ALIAS_VARIABLE = "alias"
+ALIAS_VARIABLE = naming.STAGE_ALIAS_VARIABLE
 
 
 @dataclass(frozen=True)
