@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.components import type_token
 from infra import naming
+from infra.components import type_token
 from infra.components.base import child
 
 ALIAS_VARIABLE = naming.STAGE_ALIAS_VARIABLE
