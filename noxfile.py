@@ -129,6 +129,18 @@ _SCRIPT_SESSIONS = {
         "login|publish (--outputs FILE | --shared) ...",
         "Log pip into the CodeArtifact team repository, or publish the model package.",
     ),
+    "bootstrap": (
+        "scripts.bootstrap",
+        [],
+        "--repo OWNER/NAME --reviewers LOGIN[,LOGIN...] [--region R] [--dry-run]",
+        "Deploy the shared stack and set up GitHub environments and variables, once per fork.",
+    ),
+    "preflight": (
+        "scripts.preflight",
+        [],
+        "--environment canary-promotion|api-release [--repo OWNER/NAME]",
+        "Refuse to go on unless the approval environment has required reviewers.",
+    ),
     "cleanup": (
         "scripts.cleanup",
         [],

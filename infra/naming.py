@@ -22,6 +22,9 @@ MODEL_ALIAS = "live"
 # The API stage variable the integrations read the Lambda alias from; the
 # program sets it, the release step changes it.
 STAGE_ALIAS_VARIABLE = "alias"
+# GitHub environments whose required reviewers gate promotion and release;
+# the promote role trusts tokens from exactly these.
+APPROVAL_ENVIRONMENTS = ("canary-promotion", "api-release")
 SHARED_STACK_REFERENCE = "{organization}/{project}/" + SHARED_STACK
 
 # The tightest limits the generated names must fit: EventBridge archive names

@@ -20,13 +20,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra import naming
 from infra.components import type_token
 from infra.components.base import child, policy_document, retained, statement
 from infra.components.storage import SecureBucket, SecureBucketArgs
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
-APPROVAL_ENVIRONMENTS = ("canary-promotion", "api-release")
+APPROVAL_ENVIRONMENTS = naming.APPROVAL_ENVIRONMENTS
 # Deploy jobs run in one GitHub environment per branch, named with this prefix.
 BRANCH_ENVIRONMENT_PREFIX = "branch/"
 READ_ONLY_POLICY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
