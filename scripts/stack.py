@@ -28,6 +28,8 @@ from pathlib import Path
 from infra import config, naming
 from scripts import summary
 
+POLICY_PACK = Path(__file__).resolve().parent.parent / "policy"
+
 INSTALL_HINT = (
     "the pulumi CLI is not on PATH. Install it (https://www.pulumi.com/docs/install/, "
     "e.g. `curl -fsSL https://get.pulumi.com | sh`), log in to a backend "
@@ -95,6 +97,11 @@ def select(pulumi: str, stack: naming.BranchStack, settings: config.Settings) ->
         )
 
 
+def _policy() -> list[str]:
+    """The project's policy pack gates preview and up (Pulumi installs its venv on first use)."""
+    return ["--policy-pack", str(POLICY_PACK)]
+
+
 def run(verb: str, args: argparse.Namespace, pulumi: str) -> str:
     stack, settings = _target(args)
     if verb == "destroy" and stack.protected:
@@ -106,10 +113,10 @@ def run(verb: str, args: argparse.Namespace, pulumi: str) -> str:
     select(pulumi, stack, settings)
     if verb == "preview":
         extra = ["--save-plan", str(args.plan)] if args.plan else []
-        _pulumi(pulumi, "preview", "--stack", stack.stack, "--diff", *extra)
+        _pulumi(pulumi, "preview", "--stack", stack.stack, "--diff", *_policy(), *extra)
     elif verb == "deploy":
         extra = ["--plan", str(args.plan)] if args.plan else []
-        _pulumi(pulumi, "up", "--stack", stack.stack, "--yes", "--skip-preview", *extra)
+        _pulumi(pulumi, "up", "--stack", stack.stack, "--yes", "--skip-preview", *_policy(), *extra)
         if args.outputs_file:
             save_outputs(pulumi, stack.stack, args.outputs_file)
     elif verb == "drift":

@@ -31,6 +31,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra import __main__ as program
 from infra import config, naming
+from policy import rules as policy_rules
 from scripts import summary
 
 MOCK_ACCOUNT_ID = "123456789012"
@@ -255,6 +256,7 @@ class Synthesis:
     kind: str
     resources: list[Registration]
     outputs: dict[str, Any]
+    violations: list[policy_rules.Violation] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
@@ -379,6 +381,7 @@ def render_json(synthesis: Synthesis) -> str:
         "resource_count": len(synthesis.resources),
         "resources": inventory_rows(synthesis),
         "outputs": synthesis.outputs,
+        "policy_violations": [v.as_dict() for v in synthesis.violations],
     }
     return json.dumps(document, indent=2, sort_keys=True, default=str)
 
@@ -410,6 +413,19 @@ def render_markdown(synthesis: Synthesis) -> str:
     lines.append(
         summary.table(["type", "logical name", "physical name", "parent", "settings"], rows)
     )
+    lines += ["", "### Policy", ""]
+    if synthesis.violations:
+        lines.append(
+            summary.table(
+                ["rule", "level", "resource", "message"],
+                [
+                    [v.rule, v.level, v.resource_name or "(stack)", v.message]
+                    for v in synthesis.violations
+                ],
+            )
+        )
+    else:
+        lines.append(f"No violations of the {len(policy_rules.RULES)} policy rules.")
     lines += ["", "### Outputs", ""]
     lines.append(
         summary.table(
@@ -447,6 +463,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, help="write the inventory here instead of stdout")
     parser.add_argument("--git-sha", help="commit to tag resources with (default: $GITHUB_SHA)")
     parser.add_argument(
+        "--allow-notebook",
+        action="store_true",
+        help="allow a SageMaker notebook on an ephemeral stack (policy no-ephemeral-notebook)",
+    )
+    parser.add_argument(
         "--config",
         action="append",
         default=[],
@@ -476,6 +497,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SynthError, config.ConfigError, naming.NamingError) as error:
         print(f"synth: the program failed for stack {stack!r}: {error}", file=sys.stderr)
         return 1
+    synthesis.violations = policy_rules.check_registrations(
+        synthesis.resources, allow_notebook=args.allow_notebook
+    )
     text = render_json(synthesis) if args.format == "json" else render_markdown(synthesis)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -488,7 +512,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"synth: {len(synthesis.resources)} registrations for stack {stack!r} in {elapsed:.2f}s",
         file=sys.stderr,
     )
-    return 0
+    blocking = [v for v in synthesis.violations if v.level == "mandatory"]
+    for violation in blocking:
+        print(f"synth: policy violation {violation}", file=sys.stderr)
+    return 3 if blocking else 0
 
 
 if __name__ == "__main__":

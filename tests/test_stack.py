@@ -35,6 +35,8 @@ def test_preview_creates_the_branch_stack_records_its_branch_and_saves_a_plan(
             "--stack",
             "feature-fancy-mode-c084cfc5",
             "--diff",
+            "--policy-pack",
+            str(stack.POLICY_PACK),
             "--save-plan",
             str(plan),
             "--non-interactive",
@@ -51,6 +53,8 @@ def test_deploy_applies_the_reviewed_plan(fake_pulumi, tmp_path: Path) -> None:
         "main",
         "--yes",
         "--skip-preview",
+        "--policy-pack",
+        str(stack.POLICY_PACK),
         "--plan",
         str(plan),
         "--non-interactive",
@@ -173,3 +177,8 @@ def test_new_stacks_use_the_shared_secrets_provider_when_given(
         provider,
         "--non-interactive",
     ]
+
+
+def test_the_policy_pack_is_the_repository_s_own() -> None:
+    assert (stack.POLICY_PACK / "PulumiPolicy.yaml").is_file()
+    assert (stack.POLICY_PACK / "__main__.py").is_file()

@@ -294,3 +294,22 @@ def test_cli_refuses_an_unnameable_branch() -> None:
     result = _cli("--branch", "a..b")
     assert result.returncode == 2
     assert "'a..b' cannot be named" in result.stderr
+
+
+def test_cli_reports_policy_violations_and_exits_3(tmp_path: Path) -> None:
+    out = tmp_path / "inventory.json"
+    args = ["--branch", "feature/x", "--config", "notebookEnabled=true", "--format", "json"]
+    result = _cli(*args, "--output", str(out))
+    assert result.returncode == 3, result.stderr
+    (violation,) = json.loads(out.read_text())["policy_violations"]
+    assert violation["rule"] == "no-ephemeral-notebook"
+    assert "policy violation [no-ephemeral-notebook]" in result.stderr
+    allowed = _cli(*args, "--allow-notebook", "--output", str(out))
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads(out.read_text())["policy_violations"] == []
+
+
+def test_cli_markdown_says_the_policy_is_clean() -> None:
+    result = _cli("--branch", "feature/x")
+    assert result.returncode == 0, result.stderr
+    assert "No violations of the 6 policy rules." in result.stdout
