@@ -10,18 +10,20 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_venv = "yes"
 
+# Bytecode is written as modules are first imported, not compiled up front:
+# pulumi_aws has thousands of modules and the program imports a dozen, so
+# compiling all of them would make setup several times slower, while never
+# writing bytecode (PYTHONDONTWRITEBYTECODE, set on some machines) would make
+# every process re-parse the ones it uses.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 RUNTIME = ["-r", "requirements.txt"]
 DEV = ["-r", "requirements-dev.txt"]
 WORKFLOWS = ".github/workflows"
 
 
 def _install(session: nox.Session, *requirements: str) -> None:
-    # Bytecode is compiled up front: pulumi_aws is large, and re-parsing it on
-    # every process start costs more than the compile (PYTHONDONTWRITEBYTECODE).
-    if session.venv_backend == "uv":
-        session.install("--compile-bytecode", *requirements)
-    else:
-        session.install(*requirements)
+    session.install(*requirements)
 
 
 def _usage(session: nox.Session, usage: str) -> None:
@@ -47,6 +49,13 @@ def tests(session: nox.Session) -> None:
     """The whole test suite (mocks, moto server, property tests); pytest args after --."""
     _install(session, *DEV)
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks beside their floors; exit 1 names each missed target: -- [--only N] [--quick]."""
+    _install(session, *DEV, "uv==0.13.9")
+    session.run("python", "-m", "bench", *session.posargs)
 
 
 @nox.session

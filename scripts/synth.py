@@ -32,7 +32,7 @@ from pulumi.runtime.sync_await import _sync_await
 from infra import __main__ as program
 from infra import config, naming
 from policy import rules as policy_rules
-from scripts import summary
+from scripts import cost, summary
 
 MOCK_ACCOUNT_ID = "123456789012"
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -463,6 +463,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, help="write the inventory here instead of stdout")
     parser.add_argument("--git-sha", help="commit to tag resources with (default: $GITHUB_SHA)")
     parser.add_argument(
+        "--cost",
+        action="store_true",
+        help="add the idle monthly cost and the cost per million model requests",
+    )
+    parser.add_argument(
         "--allow-notebook",
         action="store_true",
         help="allow a SageMaker notebook on an ephemeral stack (policy no-ephemeral-notebook)",
@@ -500,13 +505,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     synthesis.violations = policy_rules.check_registrations(
         synthesis.resources, allow_notebook=args.allow_notebook
     )
-    text = render_json(synthesis) if args.format == "json" else render_markdown(synthesis)
+    try:
+        estimate = cost.for_synthesis(synthesis, overrides) if args.cost else None
+    except cost.CostError as error:
+        print(f"synth: cannot estimate the cost of stack {stack!r}: {error}", file=sys.stderr)
+        return 1
+    markdown = render_markdown(synthesis)
+    if estimate is not None:
+        markdown += "\n" + cost.render_markdown(estimate)
+    if args.format == "json":
+        document = json.loads(render_json(synthesis))
+        if estimate is not None:
+            document["cost"] = cost.to_dict(estimate)
+        text = json.dumps(document, indent=2, sort_keys=True, default=str)
+    else:
+        text = markdown
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
     else:
         sys.stdout.write(text)
-    summary.write_step_summary(render_markdown(synthesis))
+    summary.write_step_summary(markdown)
     elapsed = time.monotonic() - started
     print(
         f"synth: {len(synthesis.resources)} registrations for stack {stack!r} in {elapsed:.2f}s",

@@ -55,6 +55,13 @@ def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[],
     return calls
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The tiers are chosen by what a test uses, not by where it lives.
+    for item in items:
+        if "moto_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.moto)
+
+
 @pytest.fixture(scope="session")
 def moto_server():
     """moto in server mode on a free loopback port: real HTTP for real boto3 clients."""

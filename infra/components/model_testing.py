@@ -73,7 +73,9 @@ class ModelTesting(pulumi.ComponentResource):
     training_role: aws.iam.Role
     sagemaker_role: aws.iam.Role
     log_group: aws.cloudwatch.LogGroup
-    notebook: aws.sagemaker.NotebookInstance | None
+    # Typed loosely: Pulumi evaluates these hints, and naming the SageMaker
+    # class would import its module (0.4 s) even when no notebook is made.
+    notebook: pulumi.CustomResource | None
 
     def __init__(
         self, name: str, args: ModelTestingArgs, opts: pulumi.ResourceOptions | None = None

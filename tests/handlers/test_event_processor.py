@@ -5,7 +5,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,22 +20,16 @@ processor = _load("event_processor", ROOT / "infra/handlers/event_processor/hand
 
 
 @pytest.fixture(scope="module")
-def s3():
+def s3(moto_server):
     # Server mode exercises the real HTTP path (headers such as If-None-Match, status codes)
     # rather than moto's in-process patching of botocore.
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        port = server._server.server_port
-        yield boto3.client(
-            "s3",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-    finally:
-        server.stop()
+    return boto3.client(
+        "s3",
+        endpoint_url=moto_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,650 @@
+"""The benchmarks: each plans its child runs, runs them through `Context`, returns figures."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import tiers
+from bench.measure import Sample, median, run_child
+from bench.report import Figure, Target
+from scripts.progress import Progress
+
+SYNTH_BRANCH = "bench/synth"
+# Growth axis: API versions (one resource, method, integration, permission, stage and
+# documentation parts each). The program has one model Lambda, so "model versions"
+# in config do not exist; API versions are what a config change multiplies.
+GROWTH_VERSIONS = (1, 10, 50)
+POLL_SECONDS = 0.2
+BAKE_SECONDS = 1.0
+PROMOTION_STEPS = (10, 50, 100)
+MB = 1024  # ru_maxrss is in KB
+
+
+@dataclass
+class Context:
+    root: Path
+    python: str
+    repeat: int
+    quick: bool
+    progress: Progress
+    env: dict[str, str] = field(default_factory=dict)
+    runner: Callable[..., Sample] = run_child
+
+    def run(
+        self,
+        label: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 1800,
+    ) -> Sample:
+        self.progress.note(f"running {label}")
+        sample = self.runner(argv, cwd=self.root, env=env or self.env, timeout=timeout)
+        state = ""
+        if not sample.ok:
+            state = f" — FAILED ({'timeout' if sample.timed_out else sample.returncode})"
+        self.progress.step(f"{label}: {sample.wall_s:.2f}s{state}")
+        return sample
+
+
+def child_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment children run in: the bench's, minus what would make them write elsewhere."""
+    env = dict(os.environ if base is None else base)
+    # The synth CLI appends its inventory to the step summary; the bench writes its own.
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    return env
+
+
+def _last_json(sample: Sample) -> dict[str, Any]:
+    for line in reversed(sample.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError(f"no JSON result in the output of {' '.join(sample.argv[:4])}")
+
+
+class Benchmark:
+    name = ""
+    description = ""
+
+    def planned_runs(self, ctx: Context) -> int:
+        raise NotImplementedError
+
+    def run(self, ctx: Context) -> list[Figure]:
+        raise NotImplementedError
+
+    def figure_names(self) -> list[tuple[str, str, str]]:
+        """(name, title, unit) of every figure, for reporting a benchmark that crashed."""
+        raise NotImplementedError
+
+
+# --- synth -------------------------------------------------------------------------------
+
+
+class Synth(Benchmark):
+    name = "synth"
+    description = "synth of a full branch stack vs a bare `import pulumi, pulumi_aws`"
+
+    def planned_runs(self, ctx: Context) -> int:
+        return 2 * (ctx.repeat + 1) + ctx.repeat
+
+    def figure_names(self) -> list[tuple[str, str, str]]:
+        return [
+            ("synth.wall", "synth CLI, full branch stack: wall time", "s"),
+            ("synth.ms_per_resource", "synth evaluation per registered resource", "ms"),
+            ("synth.peak_rss", "synth CLI: peak RSS", "MB"),
+        ]
+
+    def run(self, ctx: Context) -> list[Figure]:
+        floor_argv = [ctx.python, "-c", "import pulumi, pulumi_aws"]
+        walls, floors, rss, floor_rss = [], [], [], []
+        with tempfile.TemporaryDirectory(prefix="bench-synth-") as tmp:
+            cli = [
+                ctx.python,
+                "-m",
+                "scripts.synth",
+                "--branch",
+                SYNTH_BRANCH,
+                "--output",
+                str(Path(tmp) / "inventory.md"),
+            ]
+            # One discarded pair first (page cache), then floor and CLI interleaved so
+            # any drift of the machine's load hits both alike.
+            for rep in range(ctx.repeat + 1):
+                tag = "warm-up" if rep == 0 else f"{rep}/{ctx.repeat}"
+                floor = ctx.run(f"synth: floor `import pulumi, pulumi_aws` ({tag})", floor_argv)
+                sample = ctx.run(f"synth: CLI --branch {SYNTH_BRANCH} ({tag})", cli)
+                for s in (floor, sample):
+                    if not s.ok:
+                        raise RuntimeError(s.failure())
+                if rep:
+                    floors.append(floor.wall_s)
+                    walls.append(sample.wall_s)
+                    floor_rss.append(floor.max_rss_kb / MB)
+                    rss.append(sample.max_rss_kb / MB)
+        probes = []
+        for rep in range(1, ctx.repeat + 1):
+            sample = ctx.run(
+                f"synth: in-process evaluation probe ({rep}/{ctx.repeat})",
+                [ctx.python, "-m", "bench.probe", "synth", "--evaluations", "3", "--bare"],
+            )
+            if not sample.ok:
+                raise RuntimeError(sample.failure())
+            probes.append(_last_json(sample))
+        resources = probes[0]["resources"]
+        # Warm evaluations only: the first one also imports the pulumi_aws modules the
+        # program touches (lazily loaded), which the wall-time figure already covers.
+        per_resource = [median(p["evaluations_s"][1:]) / p["resources"] * 1000 for p in probes]
+        bare = [median(p["bare_evaluations_s"][1:]) / p["resources"] * 1000 for p in probes]
+        first = median([p["evaluations_s"][0] for p in probes])
+        imports = median([p["import_s"] for p in probes])
+        warm = median([median(p["evaluations_s"][1:]) for p in probes])
+        return [
+            Figure(
+                "synth.wall",
+                "synth CLI, full branch stack: wall time",
+                "s",
+                value=median(walls),
+                floor=median(floors),
+                floor_label="`import pulumi, pulumi_aws`",
+                target=Target("<", 3, on="ratio"),
+                samples=walls,
+                floor_samples=floors,
+                notes=(
+                    f"{resources} registrations; in a probe: imports {imports:.2f}s, first "
+                    f"evaluation {first:.2f}s (includes importing the pulumi_aws modules the "
+                    f"program uses), a second evaluation {warm:.2f}s"
+                ),
+            ),
+            Figure(
+                "synth.ms_per_resource",
+                "synth evaluation per registered resource",
+                "ms",
+                value=median(per_resource),
+                floor=median(bare),
+                floor_label="bare CustomResource, same mocks",
+                target=Target("<=", 3),
+                samples=per_resource,
+                floor_samples=bare,
+                notes=(
+                    f"warm evaluation (imports done) / {resources} registrations, components "
+                    "included; floor: as many plain resources through the same mock monitor"
+                ),
+            ),
+            Figure(
+                "synth.peak_rss",
+                "synth CLI: peak RSS",
+                "MB",
+                value=median(rss),
+                floor=median(floor_rss),
+                floor_label="`import pulumi, pulumi_aws`",
+                target=Target("<", 250),
+                samples=rss,
+                floor_samples=floor_rss,
+            ),
+        ]
+
+
+# --- growth ------------------------------------------------------------------------------
+
+
+class Growth(Benchmark):
+    name = "growth"
+    description = "synth with 1, 10 and 50 API versions in config"
+
+    def planned_runs(self, ctx: Context) -> int:
+        return ctx.repeat * len(GROWTH_VERSIONS)
+
+    def figure_names(self) -> list[tuple[str, str, str]]:
+        return [
+            *[
+                (f"growth.eval_{n}", f"evaluation with {n} API version(s)", "ms")
+                for n in GROWTH_VERSIONS
+            ],
+            ("growth.per_version_1_10", "cost per added API version, 1 -> 10", "ms"),
+            ("growth.per_version_10_50", "cost per added API version, 10 -> 50", "ms"),
+        ]
+
+    def run(self, ctx: Context) -> list[Figure]:
+        evaluations: dict[int, list[float]] = {n: [] for n in GROWTH_VERSIONS}
+        resources: dict[int, int] = {}
+        for rep in range(1, ctx.repeat + 1):
+            for n in GROWTH_VERSIONS:  # interleaved, so load drift spreads over all three
+                sample = ctx.run(
+                    f"growth: {n} API version(s) ({rep}/{ctx.repeat})",
+                    [
+                        ctx.python,
+                        "-m",
+                        "bench.probe",
+                        "synth",
+                        "--api-versions",
+                        str(n),
+                        "--evaluations",
+                        "3",
+                    ],
+                )
+                if not sample.ok:
+                    raise RuntimeError(sample.failure())
+                probe = _last_json(sample)
+                evaluations[n].append(median(probe["evaluations_s"][1:]) * 1000)
+                resources[n] = probe["resources"]
+        return growth_figures(evaluations, resources)
+
+
+def growth_figures(
+    evaluations: Mapping[int, Sequence[float]], resources: Mapping[int, int]
+) -> list[Figure]:
+    """Per-version slopes from median evaluation times (ms) at 1, 10 and 50 versions."""
+    a, b, c = GROWTH_VERSIONS
+    t = {n: median(evaluations[n]) for n in GROWTH_VERSIONS}
+    first = (t[b] - t[a]) / (b - a)
+    second = (t[c] - t[b]) / (c - b)
+    per_version = (resources[c] - resources[b]) / (c - b)
+    figures = [
+        Figure(
+            f"growth.eval_{n}",
+            f"evaluation with {n} API version(s)",
+            "ms",
+            value=t[n],
+            samples=list(evaluations[n]),
+            notes=f"{resources[n]} registrations",
+        )
+        for n in GROWTH_VERSIONS
+    ]
+    figures += [
+        Figure(
+            "growth.per_version_1_10",
+            f"cost per added API version, {a} -> {b}",
+            "ms",
+            value=first,
+            notes=f"{per_version:g} registrations per API version",
+        ),
+        Figure(
+            "growth.per_version_10_50",
+            f"cost per added API version, {b} -> {c}",
+            "ms",
+            value=second,
+            floor=first,
+            floor_label=f"slope {a} -> {b}",
+            target=Target("<=", 1.5, on="ratio", why="flat: linear total"),
+            notes=(
+                "the growth axis is API versions: the program has one model Lambda, so "
+                "config holds no list of model versions to grow"
+            ),
+        ),
+    ]
+    return figures
+
+
+# --- feedback ----------------------------------------------------------------------------
+
+
+class Feedback(Benchmark):
+    name = "feedback"
+    description = "pytest: the unit tier and the whole suite, beside their collection alone"
+
+    def planned_runs(self, ctx: Context) -> int:
+        return ctx.repeat * (2 if ctx.quick else 4)
+
+    def figure_names(self) -> list[tuple[str, str, str]]:
+        return [
+            ("feedback.unit_tier", "unit tier (mocks and pure tests)", "s"),
+            ("feedback.suite", "whole test suite", "s"),
+        ]
+
+    def _tier(self, ctx: Context, label: str, paths: Sequence[str]) -> tuple[list, list, str]:
+        pytest = [ctx.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths]
+        walls, floors, problems = [], [], []
+        for rep in range(1, ctx.repeat + 1):
+            floor = ctx.run(
+                f"feedback: {label}, collection only ({rep}/{ctx.repeat})",
+                [*pytest, "--collect-only"],
+            )
+            run = ctx.run(f"feedback: {label} ({rep}/{ctx.repeat})", pytest)
+            floors.append(floor.wall_s)
+            walls.append(run.wall_s)
+            for s in (floor, run):
+                if not s.ok:
+                    tail = s.stdout.strip().splitlines()[-1:] or [s.failure()]
+                    problems.append(f"exit {s.returncode}: {tail[0]}")
+        return walls, floors, "; ".join(dict.fromkeys(problems))
+
+    def run(self, ctx: Context) -> list[Figure]:
+        walls, floors, problem = self._tier(ctx, "unit tier", tiers.UNIT_TIER)
+        figures = [
+            Figure(
+                "feedback.unit_tier",
+                "unit tier (mocks and pure tests)",
+                "s",
+                value=median(walls),
+                floor=median(floors),
+                floor_label="same paths, --collect-only",
+                target=Target("<", 10),
+                samples=walls,
+                floor_samples=floors,
+                error=f"the tests did not pass ({problem}): the time is not comparable"
+                if problem
+                else None,
+                notes="paths: " + " ".join(tiers.UNIT_TIER),
+            )
+        ]
+        if ctx.quick:
+            figures.append(
+                Figure(
+                    "feedback.suite",
+                    "whole test suite",
+                    "s",
+                    target=Target("<", 180),
+                    skipped="--quick: the whole suite was not run, so not checked",
+                )
+            )
+            return figures
+        walls, floors, problem = self._tier(ctx, "whole suite", tiers.WHOLE_SUITE)
+        figures.append(
+            Figure(
+                "feedback.suite",
+                "whole test suite",
+                "s",
+                value=median(walls),
+                floor=median(floors),
+                floor_label="--collect-only",
+                target=Target("<", 180),
+                samples=walls,
+                floor_samples=floors,
+                error=f"the tests did not pass ({problem}): the time is not comparable"
+                if problem
+                else None,
+            )
+        )
+        return figures
+
+
+# --- environment setup -------------------------------------------------------------------
+
+
+def find_uv(python: str) -> str | None:
+    """uv beside the interpreter (as nox's uv backend finds it), else on PATH."""
+    beside = Path(python).parent / "uv"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("uv")
+
+
+class EnvSetup(Benchmark):
+    name = "env"
+    description = "the test session's venv: uv vs pip, cold and warm cache"
+
+    def planned_runs(self, ctx: Context) -> int:
+        return 0 if ctx.quick else ctx.repeat * 10
+
+    def figure_names(self) -> list[tuple[str, str, str]]:
+        return [
+            ("env.uv_cold", "venv + requirements-dev, uv, empty cache", "s"),
+            ("env.uv_warm", "venv + requirements-dev, uv, warm cache", "s"),
+            ("env.pip_cold", "venv + requirements-dev, pip, empty cache", "s"),
+            ("env.pip_warm", "venv + requirements-dev, pip, warm cache", "s"),
+            ("env.uv_cold_compiled", "the same with uv, all bytecode compiled up front", "s"),
+        ]
+
+    def _setup(
+        self,
+        ctx: Context,
+        tool: str,
+        cache: Path,
+        venv: Path,
+        label: str,
+        *,
+        compile_bytecode: bool = False,
+    ) -> Sample:
+        requirements = str(ctx.root / "requirements-dev.txt")
+        env = child_env(ctx.env)
+        base_python = getattr(sys, "_base_executable", ctx.python) or ctx.python
+        if tool == "uv":
+            uv = find_uv(ctx.python)
+            if uv is None:
+                raise RuntimeError("uv is not installed beside the interpreter or on PATH")
+            env.update(UV_CACHE_DIR=str(cache), UV_PYTHON_DOWNLOADS="never")
+            # No --compile-bytecode: the nox sessions write bytecode lazily, on first import.
+            commands = [
+                [uv, "venv", "--quiet", "--python", base_python, str(venv)],
+                [
+                    uv,
+                    "pip",
+                    "install",
+                    "--quiet",
+                    *(["--compile-bytecode"] if compile_bytecode else []),
+                    "--python",
+                    str(venv / "bin" / "python"),
+                    "-r",
+                    requirements,
+                ],
+            ]
+        else:
+            env.update(PIP_CACHE_DIR=str(cache), PIP_DISABLE_PIP_VERSION_CHECK="1")
+            commands = [
+                [base_python, "-m", "venv", str(venv)],
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", requirements],
+            ]
+        samples = [
+            ctx.run(f"{label} [{i + 1}/2]", argv, env=env, timeout=1800)
+            for i, argv in enumerate(commands)
+        ]
+        shutil.rmtree(venv, ignore_errors=True)
+        failed = [s for s in samples if not s.ok]
+        if failed:
+            raise RuntimeError(failed[0].failure())
+        return Sample(
+            argv=samples[-1].argv,
+            wall_s=sum(s.wall_s for s in samples),
+            max_rss_kb=max(s.max_rss_kb for s in samples),
+            returncode=0,
+            stdout="",
+            stderr="",
+        )
+
+    def run(self, ctx: Context) -> list[Figure]:
+        if ctx.quick:
+            return [
+                Figure(name, title, unit, skipped="--quick: not run, so not checked")
+                for name, title, unit in self.figure_names()
+            ]
+        times: dict[str, list[float]] = {
+            k: [] for k in ("uv_cold", "uv_warm", "pip_cold", "pip_warm", "uv_cold_compiled")
+        }
+        for rep in range(1, ctx.repeat + 1):
+            for tool in ("uv", "pip"):
+                with tempfile.TemporaryDirectory(prefix=f"bench-{tool}-") as tmp:
+                    cache = Path(tmp) / "cache"  # empty: cold; the same again: warm
+                    for phase in ("cold", "warm"):
+                        label = f"env: {tool} {phase} ({rep}/{ctx.repeat})"
+                        sample = self._setup(ctx, tool, cache, Path(tmp) / f"venv-{phase}", label)
+                        times[f"{tool}_{phase}"].append(sample.wall_s)
+            # What compiling all bytecode up front would cost (pip always does).
+            with tempfile.TemporaryDirectory(prefix="bench-uv-") as tmp:
+                label = f"env: uv cold, compiled ({rep}/{ctx.repeat})"
+                sample = self._setup(
+                    ctx,
+                    "uv",
+                    Path(tmp) / "cache",
+                    Path(tmp) / "venv",
+                    label,
+                    compile_bytecode=True,
+                )
+                times["uv_cold_compiled"].append(sample.wall_s)
+        return env_figures(times)
+
+
+def env_figures(times: Mapping[str, Sequence[float]]) -> list[Figure]:
+    m = {k: median(v) for k, v in times.items()}
+    how = "`uv venv` + `uv pip install -r requirements-dev.txt` (as the nox sessions do)"
+    pip_how = "`python -m venv` + `pip install -r requirements-dev.txt`"
+    return [
+        Figure(
+            "env.uv_cold",
+            "venv + requirements-dev, uv, empty cache",
+            "s",
+            value=m["uv_cold"],
+            floor=m["pip_cold"],
+            floor_label="pip, empty cache",
+            target=Target("<=", 0.2, on="ratio", why="uv at least 5x faster than pip"),
+            samples=list(times["uv_cold"]),
+            floor_samples=list(times["pip_cold"]),
+            notes=f"{how}; speed-up {m['pip_cold'] / m['uv_cold']:.1f}x; network: the registry",
+        ),
+        Figure(
+            "env.uv_warm",
+            "venv + requirements-dev, uv, warm cache",
+            "s",
+            value=m["uv_warm"],
+            floor=m["uv_cold"],
+            floor_label="uv, empty cache",
+            samples=list(times["uv_warm"]),
+        ),
+        Figure(
+            "env.pip_cold",
+            "venv + requirements-dev, pip, empty cache",
+            "s",
+            value=m["pip_cold"],
+            samples=list(times["pip_cold"]),
+            notes=pip_how,
+        ),
+        Figure(
+            "env.pip_warm",
+            "venv + requirements-dev, pip, warm cache",
+            "s",
+            value=m["pip_warm"],
+            floor=m["pip_cold"],
+            floor_label="pip, empty cache",
+            samples=list(times["pip_warm"]),
+        ),
+        Figure(
+            "env.uv_cold_compiled",
+            "the same with uv, empty cache, all bytecode compiled up front",
+            "s",
+            value=m["uv_cold_compiled"],
+            floor=m["uv_cold"],
+            floor_label="uv, bytecode written on first import",
+            samples=list(times["uv_cold_compiled"]),
+            notes=(
+                "the difference to env.uv_cold is compiling every module (pulumi_aws alone is "
+                "~3,000); the sessions instead let Python write bytecode for the dozen modules "
+                "a process imports, the first time it imports them"
+            ),
+        ),
+    ]
+
+
+# --- promotion ---------------------------------------------------------------------------
+
+
+class Promotion(Benchmark):
+    name = "promotion"
+    description = "alias promotion in moto: alarm to rollback, AWS calls per step"
+
+    def planned_runs(self, ctx: Context) -> int:
+        return ctx.repeat
+
+    def figure_names(self) -> list[tuple[str, str, str]]:
+        return [
+            ("promotion.rollback", "alarm -> alias fully back on the previous version", "s"),
+            ("promotion.calls_per_step", "AWS calls per promotion step", "calls"),
+        ]
+
+    def run(self, ctx: Context) -> list[Figure]:
+        results = []
+        for rep in range(1, ctx.repeat + 1):
+            # The alarm lands at a different phase of the poll cycle each time.
+            alarm_after = BAKE_SECONDS / 2 + POLL_SECONDS * (rep - 1) / ctx.repeat
+            sample = ctx.run(
+                f"promotion: moto, alarm {alarm_after:.2f}s into the first bake "
+                f"({rep}/{ctx.repeat})",
+                [
+                    ctx.python,
+                    "-m",
+                    "bench.probe",
+                    "promotion",
+                    "--poll",
+                    str(POLL_SECONDS),
+                    "--bake",
+                    str(BAKE_SECONDS),
+                    "--alarm-after",
+                    f"{alarm_after:.3f}",
+                    "--steps",
+                    ",".join(map(str, PROMOTION_STEPS)),
+                ],
+                timeout=300,
+            )
+            if not sample.ok:
+                raise RuntimeError(sample.failure())
+            results.append(_last_json(sample))
+        return promotion_figures(results)
+
+
+def promotion_figures(results: Sequence[Mapping[str, Any]]) -> list[Figure]:
+    poll = results[0]["poll_s"]
+    bad = [
+        r
+        for r in results
+        if r["rollback_outcome"] != "rolled-back"
+        or not r["restored"]
+        or r["rollback_latency_s"] is None
+    ]
+    latencies = [r["rollback_latency_s"] for r in results if r["rollback_latency_s"] is not None]
+    steps = len(results[0]["steps"])
+    per_step = [sum(r["clean_calls"].values()) / steps for r in results]
+    operations: dict[str, float] = {}
+    for r in results:
+        for op, n in r["clean_calls"].items():
+            operations[op] = operations.get(op, 0) + n / steps / len(results)
+    breakdown = ", ".join(f"{op} {n:.1f}" for op, n in sorted(operations.items()))
+    baked = steps - 1
+    return [
+        Figure(
+            "promotion.rollback",
+            "alarm -> alias fully back on the previous version (worst run)",
+            "s",
+            value=max(latencies) if latencies else None,
+            floor=poll,
+            floor_label="poll interval",
+            target=Target("<=", 1.5, on="ratio"),
+            samples=latencies,
+            error=(
+                f"{len(bad)} run(s) did not end rolled back on the previous version"
+                if bad
+                else None
+            ),
+            notes=(
+                f"median {median(latencies):.3f}s; bake {results[0]['bake_s']:g}s, poll "
+                f"{poll:g}s, real clock, moto server in the probe process; the worst of "
+                f"{len(results)} alarm phases is reported"
+                if latencies
+                else ""
+            ),
+        ),
+        Figure(
+            "promotion.calls_per_step",
+            "AWS calls per promotion step (clean promotion)",
+            "calls",
+            value=median(per_step),
+            floor=float(1 + math.ceil(results[0]["bake_s"] / poll) * baked / steps),
+            floor_label="1 UpdateAlias + one alarm read per poll",
+            samples=per_step,
+            notes=(
+                f"{steps} steps ({baked} baked): per step {breakdown}; the alarm reads scale "
+                "with bake/poll"
+            ),
+        ),
+    ]
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b for b in (Synth(), Growth(), Feedback(), EnvSetup(), Promotion())
+}

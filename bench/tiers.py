@@ -1,0 +1,34 @@
+"""The test tiers, defined once: what `feedback` times and what a person runs while editing.
+
+The unit tier is every test that needs neither a moto server nor act: the
+program under Pulumi's mocks, pure functions, Stubber-backed request shapes.
+It is chosen by marker: tests/conftest.py marks every test that uses the moto
+server `moto`, and the act tests carry `act`, so a new test lands in the
+right tier by what it uses.
+
+    python -m bench.tiers [unit]     # pytest arguments, for `nox -s tests -- $(...)`
+"""
+
+from __future__ import annotations
+
+import sys
+
+UNIT_TIER: tuple[str, ...] = ("-m", "not moto and not act")
+# The whole suite: pytest's own testpaths (pyproject.toml), everything.
+WHOLE_SUITE: tuple[str, ...] = ()
+
+TIERS = {"unit": UNIT_TIER, "all": WHOLE_SUITE}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    name = args[0] if args else "unit"
+    if name not in TIERS:
+        print(f"usage: python -m bench.tiers [{'|'.join(TIERS)}]", file=sys.stderr)
+        return 2
+    print(" ".join(TIERS[name]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

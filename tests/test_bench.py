@@ -1,0 +1,378 @@
+"""The bench's pure parts: statistics, targets, reports and the exit code. No timing asserted."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from bench import __main__ as cli
+from bench import benchmarks, measure, report, tiers
+from bench.measure import Sample
+from bench.report import Figure, Target
+from scripts.progress import Progress
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_median_and_ratio() -> None:
+    assert measure.median([3.0, 1.0, 2.0]) == 2.0
+    assert measure.median([1.0, 2.0, 3.0, 10.0]) == 2.5
+    with pytest.raises(ValueError, match="no values"):
+        measure.median([])
+    assert measure.ratio(3.0, 1.5) == 2.0
+    assert measure.ratio(3.0, 0.0) is None
+    assert measure.ratio(None, 1.0) is None
+
+
+@pytest.mark.parametrize(
+    ("target", "value", "floor", "met"),
+    [
+        (Target("<", 3, on="ratio"), 2.9, 1.0, True),
+        (Target("<", 3, on="ratio"), 3.0, 1.0, False),
+        (Target("<=", 3), 3.0, None, True),
+        (Target("<=", 3), 3.01, None, False),
+        (Target(">=", 5), 5.0, None, True),
+        (Target("<=", 0.2, on="ratio"), 1.0, 5.0, True),
+        (Target("<=", 0.2, on="ratio"), 1.0, 4.0, False),
+        (Target("<", 3, on="ratio"), 1.0, None, False),  # no floor: cannot be met
+    ],
+)
+def test_targets(target: Target, value: float, floor: float | None, met: bool) -> None:
+    assert Figure("x", "x", "s", value=value, floor=floor, target=target).status == (
+        report.PASS if met else report.FAIL
+    )
+
+
+def test_target_descriptions() -> None:
+    assert Target("<", 3, on="ratio").describe("s") == "< 3x floor"
+    assert Target("<=", 3).describe("ms") == "≤ 3 ms"
+    assert Target("<=", 1.5, on="ratio", why="flat").describe("ms") == "≤ 1.5x floor (flat)"
+    with pytest.raises(ValueError, match="bad target"):
+        Target("=", 1)
+
+
+def test_statuses() -> None:
+    assert Figure("a", "a", "s", value=1.0).status == report.INFO
+    assert Figure("a", "a", "s", value=None, target=Target("<", 1)).status == report.ERROR
+    assert Figure("a", "a", "s", value=0.5, target=Target("<", 1), error="boom").status == (
+        report.ERROR
+    )
+    assert Figure("a", "a", "s", target=Target("<", 1), skipped="--quick").status == (
+        report.SKIPPED
+    )
+
+
+def _figures() -> list[Figure]:
+    return [
+        Figure("synth.wall", "synth", "s", value=2.0, floor=1.0, target=Target("<", 3, on="ratio")),
+        Figure("synth.peak_rss", "rss", "MB", value=300.0, floor=50.0, target=Target("<", 250)),
+        Figure("growth.eval_1", "eval", "ms", value=150.0, notes="57 registrations"),
+        Figure("feedback.suite", "suite", "s", target=Target("<", 180), skipped="--quick: not run"),
+        Figure("promotion.rollback", "rollback", "s", target=Target("<=", 1.5), error="no moto"),
+    ]
+
+
+def test_exit_code_and_verdicts_name_each_missed_figure() -> None:
+    figures = _figures()
+    assert [f.name for f in report.missed(figures)] == ["synth.peak_rss", "promotion.rollback"]
+    assert report.exit_code(figures) == 1
+    assert report.exit_code(figures[:1] + figures[2:4]) == 0  # pass, info, skipped
+    peak = figures[1].verdict()
+    assert peak.startswith("synth.peak_rss: 300 MB = 6.00x floor")
+    assert "< 250 MB" in peak
+    assert figures[4].verdict() == "promotion.rollback: could not be measured: no moto"
+
+
+def test_markdown_report() -> None:
+    context = {"date": "2026-01-01", "repeat": 3}
+    markdown = report.render_markdown(_figures(), context)
+    assert "| figure | what | value | floor | ratio | target | result |" in markdown
+    assert "| `synth.wall` | synth | 2.00 s | 1.00 s | 2.00x | < 3x floor | ✅ pass |" in markdown
+    assert "❌ FAIL" in markdown and "❌ ERROR" in markdown and "⏭ skipped" in markdown
+    assert "1 passed, 2 missed, 1 informational, 1 skipped (not run, so not checked)" in markdown
+    assert "- synth.peak_rss: 300 MB" in markdown
+    assert "- `feedback.suite`: --quick: not run" in markdown
+    assert "- `growth.eval_1`: 57 registrations" in markdown
+    assert "date: 2026-01-01, repeat: 3" in markdown
+
+
+def test_json_report() -> None:
+    document = json.loads(report.render_json(_figures(), {"repeat": 3}))
+    assert document["missed"] == ["synth.peak_rss", "promotion.rollback"]
+    by_name = {f["name"]: f for f in document["figures"]}
+    assert by_name["synth.wall"]["ratio"] == 2.0
+    assert by_name["synth.wall"]["target"]["text"] == "< 3x floor"
+    assert by_name["feedback.suite"]["status"] == "skipped"
+    assert set(by_name["synth.wall"]) >= {"value", "floor", "ratio", "target", "status"}
+
+
+def test_format_of_numbers() -> None:
+    assert [report.fmt(v) for v in (None, 0, 0.0421, 0.5, 12.34, 1466.2)] == [
+        "—",
+        "0.00",
+        "0.0421",
+        "0.50",
+        "12.3",
+        "1466",
+    ]
+
+
+# --- figures computed from (fake) measurements ---------------------------------------
+
+
+def test_growth_slopes_and_flatness() -> None:
+    resources = {1: 57, 10: 120, 50: 400}
+    flat = benchmarks.growth_figures({1: [100.0], 10: [280.0], 50: [1080.0]}, resources)
+    by_name = {f.name: f for f in flat}
+    assert by_name["growth.per_version_1_10"].value == pytest.approx(20.0)
+    assert by_name["growth.per_version_10_50"].value == pytest.approx(20.0)
+    assert by_name["growth.per_version_10_50"].status == report.PASS
+    assert "7 registrations per API version" in by_name["growth.per_version_1_10"].notes
+    steep = benchmarks.growth_figures({1: [100.0], 10: [280.0], 50: [1600.0]}, resources)
+    assert {f.name: f for f in steep}["growth.per_version_10_50"].status == report.FAIL
+
+
+def test_env_figures_check_uv_against_pip_cold() -> None:
+    times = {
+        "uv_cold": [4.0],
+        "uv_warm": [1.0],
+        "pip_cold": [40.0],
+        "pip_warm": [20.0],
+        "uv_cold_compiled": [2.0],
+    }
+    by_name = {f.name: f for f in benchmarks.env_figures(times)}
+    assert by_name["env.uv_cold"].ratio == pytest.approx(0.1)
+    assert by_name["env.uv_cold"].status == report.PASS
+    times["uv_cold"] = [10.0]
+    assert {f.name: f for f in benchmarks.env_figures(times)}["env.uv_cold"].status == report.FAIL
+
+
+def _promotion_result(latency: float | None, restored: bool = True) -> dict:
+    return {
+        "poll_s": 0.2,
+        "bake_s": 1.0,
+        "steps": [10, 50, 100],
+        "clean_calls": {
+            "lambda:UpdateAlias": 3,
+            "cloudwatch:DescribeAlarms": 12,
+            "lambda:GetAlias": 3,
+        },
+        "rollback_outcome": "rolled-back",
+        "restored": restored,
+        "rollback_latency_s": latency,
+    }
+
+
+def test_promotion_figures_report_the_worst_rollback_in_polls() -> None:
+    figures = benchmarks.promotion_figures(
+        [_promotion_result(0.1), _promotion_result(0.28), _promotion_result(0.2)]
+    )
+    rollback, calls = figures
+    assert rollback.value == pytest.approx(0.28)
+    assert rollback.ratio == pytest.approx(1.4)
+    assert rollback.status == report.PASS
+    assert calls.value == pytest.approx(6.0)
+    assert "lambda:UpdateAlias 1.0" in calls.notes
+    late = benchmarks.promotion_figures([_promotion_result(0.31)])
+    assert late[0].status == report.FAIL
+    stuck = benchmarks.promotion_figures([_promotion_result(0.1, restored=False)])
+    assert stuck[0].status == report.ERROR
+
+
+# --- the benchmarks' control flow, with a fake runner ---------------------------------
+
+
+class FakeRunner:
+    """Answers each child run with a canned Sample; records what was run."""
+
+    def __init__(self, probe: dict | None = None, returncode: int = 0) -> None:
+        self.calls: list[list[str]] = []
+        self.probe = probe or {}
+        self.returncode = returncode
+
+    def __call__(self, argv: Sequence[str], *, cwd: Path, env: dict, timeout: float) -> Sample:
+        self.calls.append(list(argv))
+        is_floor = "import pulumi, pulumi_aws" in argv or "--collect-only" in argv
+        stdout = json.dumps(self.probe) if "bench.probe" in argv else "5 passed in 1.0s\n"
+        return Sample(
+            argv=tuple(argv),
+            wall_s=1.0 if is_floor else 2.0,
+            max_rss_kb=100 * 1024,
+            returncode=self.returncode,
+            stdout=stdout,
+            stderr="",
+        )
+
+
+def _context(runner: FakeRunner, quick: bool = False, stream: io.StringIO | None = None):
+    return benchmarks.Context(
+        root=ROOT,
+        python=sys.executable,
+        repeat=2,
+        quick=quick,
+        progress=Progress("bench", total=10, stream=stream or io.StringIO()),
+        runner=runner,
+    )
+
+
+def test_synth_benchmark_interleaves_floor_and_program() -> None:
+    runner = FakeRunner(
+        {
+            "resources": 64,
+            "import_s": 0.2,
+            "evaluations_s": [1.0, 0.128, 0.128],
+            "bare_evaluations_s": [0.1, 0.064, 0.064],
+        }
+    )
+    ctx = _context(runner)
+    figures = {f.name: f for f in benchmarks.Synth().run(ctx)}
+    assert len(runner.calls) == benchmarks.Synth().planned_runs(ctx)
+    kinds = [
+        "floor" if "-c" in c else "cli" if "scripts.synth" in c else "probe" for c in runner.calls
+    ]
+    assert kinds == ["floor", "cli"] * 3 + ["probe"] * 2
+    assert figures["synth.wall"].ratio == pytest.approx(2.0)
+    assert figures["synth.ms_per_resource"].value == pytest.approx(2.0)
+    assert figures["synth.ms_per_resource"].floor == pytest.approx(1.0)
+    assert figures["synth.peak_rss"].value == pytest.approx(100.0)
+    assert all(f.status == report.PASS for f in figures.values())
+
+
+def test_quick_skips_the_whole_suite_and_venv_setup_without_running_them() -> None:
+    runner = FakeRunner()
+    ctx = _context(runner, quick=True)
+    figures = benchmarks.Feedback().run(ctx) + benchmarks.EnvSetup().run(ctx)
+    statuses = {f.name: f.status for f in figures}
+    assert statuses["feedback.unit_tier"] == report.PASS
+    assert statuses["feedback.suite"] == report.SKIPPED
+    env = [n for n in statuses if n.startswith("env.")]
+    assert len(env) == 5
+    assert {statuses[n] for n in env} == {report.SKIPPED}
+    # Only the unit tier (and its collection) ran, on the tier's paths.
+    assert len(runner.calls) == 4
+    assert all(c[-len(tiers.UNIT_TIER) :] == list(tiers.UNIT_TIER) for c in runner.calls[1::2])
+
+
+def test_a_failing_test_run_is_an_error_not_a_time() -> None:
+    figures = benchmarks.Feedback().run(_context(FakeRunner(returncode=1), quick=True))
+    assert figures[0].status == report.ERROR
+    assert "did not pass" in figures[0].error
+
+
+def test_progress_says_which_run_how_far_and_how_long() -> None:
+    stream = io.StringIO()
+    ctx = _context(FakeRunner(), stream=stream)
+    ctx.run("synth: floor (1/2)", [sys.executable, "-c", "pass"])
+    text = stream.getvalue()
+    assert "bench: running synth: floor (1/2)" in text
+    assert "bench: [1/10] synth: floor (1/2): 2.00s (" in text
+    assert "elapsed" in text
+
+
+def test_unit_tier_leaves_out_the_tests_that_need_a_moto_server() -> None:
+    collect = [sys.executable, "-m", "pytest", "--collect-only", "-q", *tiers.UNIT_TIER]
+    moto_file = subprocess.run(
+        [*collect, "tests/test_events.py"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert "deselected" in moto_file.stdout and "::" not in moto_file.stdout
+    unit_file = subprocess.run(
+        [*collect, "tests/test_config.py"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert "tests/test_config.py::" in unit_file.stdout
+
+
+def test_run_child_reports_exit_output_and_rss() -> None:
+    sample = measure.run_child(
+        [sys.executable, "-c", "import sys; print('out'); sys.exit(3)"], cwd=ROOT, env={}
+    )
+    assert sample.returncode == 3 and not sample.ok
+    assert sample.stdout == "out\n"
+    assert sample.max_rss_kb > 0
+    assert "exit 3" in sample.failure()
+
+
+def test_run_child_kills_what_outlives_its_timeout() -> None:
+    sample = measure.run_child(
+        [sys.executable, "-c", "import time; time.sleep(60)"], cwd=ROOT, env={}, timeout=0.2
+    )
+    assert sample.timed_out and not sample.ok
+    assert "timed out" in sample.failure()
+
+
+# --- the command line ------------------------------------------------------------------
+
+
+class Canned(benchmarks.Benchmark):
+    name = "canned"
+    description = "figures without measuring"
+
+    def __init__(self, figures: list[Figure] | None = None) -> None:
+        self.figures = figures
+
+    def planned_runs(self, ctx) -> int:
+        return 0
+
+    def figure_names(self):
+        return [("canned.a", "a", "s"), ("canned.b", "b", "s")]
+
+    def run(self, ctx) -> list[Figure]:
+        if self.figures is None:
+            raise RuntimeError("the machine caught fire")
+        return self.figures
+
+
+def _main(monkeypatch, tmp_path: Path, bench: benchmarks.Benchmark, *args: str) -> int:
+    monkeypatch.setattr(cli, "BENCHMARKS", {"canned": bench})
+    return cli.main(["--output-dir", str(tmp_path / "out"), *args])
+
+
+def test_cli_exits_1_naming_the_missed_figure_and_writes_every_output(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    figures = [
+        Figure("canned.a", "a", "s", value=1.0, target=Target("<", 2)),
+        Figure("canned.b", "b", "s", value=5.0, target=Target("<", 2)),
+    ]
+    assert _main(monkeypatch, tmp_path, Canned(figures)) == 1
+    captured = capsys.readouterr()
+    assert "bench: MISSED canned.b: 5.00 s, target < 2 s" in captured.err
+    assert "canned.a" not in captured.err.split("MISSED", 1)[1].split("\n")[0]
+    assert "| `canned.b` |" in captured.out
+    assert (tmp_path / "out" / "results.md").read_text() == captured.out
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["missed"] == ["canned.b"]
+    assert "| `canned.b` |" in summary.read_text()
+
+
+def test_cli_exits_0_when_every_target_is_met(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    figures = [Figure("canned.a", "a", "s", value=1.0, target=Target("<", 2))]
+    assert _main(monkeypatch, tmp_path, Canned(figures), "--only", "canned") == 0
+
+
+def test_a_crashing_benchmark_is_reported_as_errors_and_fails_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    assert _main(monkeypatch, tmp_path, Canned(None)) == 1
+    err = capsys.readouterr().err
+    assert "benchmark canned failed: RuntimeError: the machine caught fire" in err
+    assert "MISSED canned.a: could not be measured" in err
+    assert "MISSED canned.b: could not be measured" in err
+
+
+def test_cli_rejects_unknown_benchmarks_and_bad_repeat() -> None:
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--only", "nope"])
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--repeat", "0"])
+    assert cli.parse_args(["--only", "synth", "growth", "--quick"]).only == ["synth", "growth"]
