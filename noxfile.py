@@ -150,6 +150,12 @@ _SCRIPT_SESSIONS = {
         "--environment canary-promotion|api-release [--repo OWNER/NAME]",
         "Refuse to go on unless the approval environment has required reviewers.",
     ),
+    "cost": (
+        "scripts.cost",
+        [],
+        "--branch NAME [--format markdown|json|comment] | --refresh-prices",
+        "Estimate a branch stack's idle monthly cost and cost per million model requests.",
+    ),
     "cleanup": (
         "scripts.cleanup",
         [],

@@ -98,6 +98,7 @@ def build_summary(
     output: str,
     sha: str = "",
     run_url: str = "",
+    cost: str = "",
 ) -> str:
     lines = [f"### Pulumi preview of {code(stack)}: {OUTCOMES.get(outcome, outcome)}", ""]
     facts = [f"branch {code(branch)}"]
@@ -111,6 +112,8 @@ def build_summary(
         lines += [summary.table(["resources"], [[change] for change in changes]), ""]
     elif outcome == "success":
         lines += ["Pulumi printed no resource counts.", ""]
+    if cost.strip():
+        lines += [cost.strip(), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -282,6 +285,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--repo", help="OWNER/NAME (default: $GITHUB_REPOSITORY)")
     parser.add_argument("--sha", default=os.environ.get("GITHUB_SHA", ""), help="the commit")
     parser.add_argument("--run-url", default="", help="link to the run's log")
+    parser.add_argument(
+        "--cost", type=Path, help="the cost estimate to carry (`scripts.cost --format comment`)"
+    )
     parser.add_argument("--body-file", type=Path, help="also write the body here")
     parser.add_argument("--dry-run", action="store_true", help="print the body; post nothing")
     return parser.parse_args(argv)
@@ -307,6 +313,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         output=output,
         sha=args.sha,
         run_url=args.run_url,
+        # A missing estimate (the step failed) leaves the comment without one.
+        cost=args.cost.read_text(encoding="utf-8") if args.cost and args.cost.is_file() else "",
     )
     body = build_body(stack, summary_text, output)
     summary.write_step_summary(body)

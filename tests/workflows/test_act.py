@@ -223,6 +223,8 @@ def test_pull_request_previews_and_edits_its_one_sticky_comment(act: Act, github
     # The summary first (with the counts from the cut-off end), then the note, then the output.
     summary_end, note = body.index("| + 3000 to create |"), body.index("Trimmed to fit")
     assert summary_end < note < body.index("<details>")
+    # The preview job's offline cost estimate rides in the summary, before the output.
+    assert "**Cost estimate**" in body[: body.index("<details>")]
     assert "invoke-0 create" in body and "invoke-2999 create" not in body
     assert run.summaries("comment") == [body]  # the same text in the step summary
     assert_no_secret_leaked(run)

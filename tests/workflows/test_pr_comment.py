@@ -291,3 +291,13 @@ def test_a_long_summary_is_kept_whole_when_it_fits_and_cut_when_it_cannot(size):
     else:
         assert body.startswith(head + "s" * 60_000)
         assert "(summary trimmed)" in body
+
+
+def test_the_cost_estimate_is_carried_in_the_summary_when_given(tmp_path) -> None:
+    estimate = "**Cost estimate** (us-east-1 list prices): idle **$0.20/month**"
+    with_cost = pr_comment.build_summary(
+        stack="s", branch="b", outcome="success", output="", cost=estimate + "\n"
+    )
+    assert estimate in with_cost
+    without = pr_comment.build_summary(stack="s", branch="b", outcome="success", output="")
+    assert "Cost estimate" not in without
