@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import config, naming
+from scripts import events, outputs
 from scripts.aws import client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +75,31 @@ class DeployedStack:
                 sqs.delete_message(
                     QueueUrl=self.test_queue_url, ReceiptHandle=message["ReceiptHandle"]
                 )
+
+    def stack_outputs(self) -> outputs.StackOutputs:
+        return outputs.from_file(self.outputs_file)
+
+    def alias_state(self) -> tuple[str, dict]:
+        """The alias's primary version and its extra version weights."""
+        response = self.client("lambda").get_alias(
+            FunctionName=self.names.model_function, Name=self.names.model_alias
+        )
+        weights = (response.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        return response["FunctionVersion"], weights
+
+    def set_alias(self, primary: str, weights: dict) -> None:
+        """Leave the alias as a killed promotion would, or as a person set it."""
+        self.client("lambda").update_alias(
+            FunctionName=self.names.model_function,
+            Name=self.names.model_alias,
+            FunctionVersion=primary,
+            RoutingConfig={"AdditionalVersionWeights": weights},
+        )
+
+    def history(self) -> list[dict]:
+        """The details of the model's stored events, after the bus's deliveries are processed."""
+        self.deliver_events()
+        return [e["detail"] for e in events.history(self.client("s3"), self.stack_outputs())]
 
     def publish_candidate(self) -> str:
         """What the next deploy does: new code, new published version; the alias stays."""

@@ -7,15 +7,11 @@ import json
 
 import pytest
 
-from scripts import events, outputs
-
-
-def _stack(deployed) -> outputs.StackOutputs:
-    return outputs.from_file(deployed.outputs_file)
+from scripts import events
 
 
 def _emit(deployed, kind: str, **fields) -> str:
-    stack = _stack(deployed)
+    stack = deployed.stack_outputs()
     return events.emit(
         deployed.client("events"), stack, kind, model=stack.require("model_function"), **fields
     )
@@ -26,7 +22,7 @@ def test_an_emitted_event_reaches_the_store_through_the_bus(deployed) -> None:
     assert deployed.deliver_events() == [
         {"stored": True, "key": f"events/{deployed.names.model_function}/{event_id}.json"}
     ]
-    (stored,) = events.history(deployed.client("s3"), _stack(deployed))
+    (stored,) = events.history(deployed.client("s3"), deployed.stack_outputs())
     assert stored["source"] == "mlship.pipeline"
     assert stored["detail-type"] == "deployed"
     assert stored["detail"]["event_id"] == event_id
@@ -51,7 +47,9 @@ def test_history_is_ordered_and_each_event_counted_once(deployed) -> None:
         )
     processor_results = deployed.deliver_events()
     assert [r["stored"] for r in processor_results] == [False, False, False]
-    kinds = [e["detail"]["kind"] for e in events.history(deployed.client("s3"), _stack(deployed))]
+    kinds = [
+        e["detail"]["kind"] for e in events.history(deployed.client("s3"), deployed.stack_outputs())
+    ]
     assert kinds == ["deployed", "canary-started", "promoted"]
 
 
@@ -62,7 +60,7 @@ def test_state_is_rebuilt_from_history_alone(deployed) -> None:
     _emit(deployed, "promoted", version="3", previous_version="2", strategy="codedeploy")
     _emit(deployed, "rolled-back", version="3", from_version="3", to_version="2", reason="alarm")
     deployed.deliver_events()
-    state = events.fold(events.history(deployed.client("s3"), _stack(deployed)))
+    state = events.fold(events.history(deployed.client("s3"), deployed.stack_outputs()))
     assert state["live_version"] == "2"
     assert state["releases"] == {"v2": {"stage": "v2", "deployment_id": "d1", "model_version": "2"}}
     assert state["last_event"].startswith("rolled-back at ")
@@ -121,15 +119,15 @@ def test_replay_puts_archived_events_back_and_the_store_stays_one_per_event(depl
     after = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
     naps: list[float] = []
     result = events.replay(
-        deployed.client("events"), _stack(deployed), before, after, sleep=naps.append
+        deployed.client("events"), deployed.stack_outputs(), before, after, sleep=naps.append
     )
     assert result["state"] == "COMPLETED"
     replayed = deployed.deliver_events()
     assert replayed and all(r["stored"] is False for r in replayed)
-    assert len(events.history(deployed.client("s3"), _stack(deployed))) == 1
+    assert len(events.history(deployed.client("s3"), deployed.stack_outputs())) == 1
 
 
 def test_replay_refuses_an_empty_window(deployed) -> None:
     now = dt.datetime.now(dt.UTC)
     with pytest.raises(events.aws.UsageError, match="replay window is empty"):
-        events.replay(deployed.client("events"), _stack(deployed), now, now)
+        events.replay(deployed.client("events"), deployed.stack_outputs(), now, now)

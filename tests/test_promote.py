@@ -36,35 +36,8 @@ class FakeTime:
         return self.now
 
 
-def _stack(deployed) -> outputs.StackOutputs:
-    return outputs.from_file(deployed.outputs_file)
-
-
-def _alias(deployed) -> tuple[str, dict]:
-    response = deployed.client("lambda").get_alias(
-        FunctionName=deployed.names.model_function, Name=deployed.names.model_alias
-    )
-    return response["FunctionVersion"], (response.get("RoutingConfig") or {}).get(
-        "AdditionalVersionWeights"
-    ) or {}
-
-
-def _set_weights(deployed, primary: str, weights: dict) -> None:
-    deployed.client("lambda").update_alias(
-        FunctionName=deployed.names.model_function,
-        Name=deployed.names.model_alias,
-        FunctionVersion=primary,
-        RoutingConfig={"AdditionalVersionWeights": weights},
-    )
-
-
-def _kinds(deployed) -> list[str]:
-    deployed.deliver_events()
-    return [e["detail"]["kind"] for e in events.history(deployed.client("s3"), _stack(deployed))]
-
-
 def _promote(deployed, candidate: str, fake: FakeTime, *, steps=(10, 50, 100), client=None):
-    stack = _stack(deployed)
+    stack = deployed.stack_outputs()
 
     def emit(kind: str, **fields) -> None:
         events.emit(
@@ -103,7 +76,7 @@ def _args(deployed, *extra: str) -> list[str]:
 def test_alias_promotion_reaches_100_percent_in_steps(deployed) -> None:
     candidate = deployed.publish_candidate()
     seen: list[tuple[str, dict]] = []
-    fake = FakeTime(on_sleep=lambda _: seen.append(_alias(deployed)))
+    fake = FakeTime(on_sleep=lambda _: seen.append(deployed.alias_state()))
 
     result = _promote(deployed, candidate, fake)
 
@@ -111,12 +84,12 @@ def test_alias_promotion_reaches_100_percent_in_steps(deployed) -> None:
     # Each step baked 60 s in polls 20 s apart, at the weight of that step.
     assert fake.sleeps == [20.0] * 6
     assert seen == [("1", {"2": 0.1})] * 3 + [("1", {"2": 0.5})] * 3
-    assert _alias(deployed) == ("2", {})
+    assert deployed.alias_state() == ("2", {})
     assert [s.weight for s in result.steps] == ["10%", "50%", "100%"]
     assert [s.time for s in result.steps] == ["+60s", "+120s", "+120s"]
     assert result.steps[0].alarms == "2 OK"
-    assert _kinds(deployed) == ["canary-started", "promoted"]
-    state = events.fold(events.history(deployed.client("s3"), _stack(deployed)))
+    assert [d["kind"] for d in deployed.history()] == ["canary-started", "promoted"]
+    state = events.fold(events.history(deployed.client("s3"), deployed.stack_outputs()))
     assert (state["live_version"], state["previous_version"]) == ("2", "1")
 
 
@@ -139,12 +112,12 @@ def test_cli_promotes_with_the_config_steps_and_a_rerun_is_a_no_op(
     assert "| 100% | +120s |" in out
     assert sum(fake.sleeps) == 120
     assert "| weight | time | alarms |" in step_summary.read_text()
-    assert _alias(deployed) == ("2", {})
-    assert _kinds(deployed) == ["canary-started", "promoted"]
+    assert deployed.alias_state() == ("2", {})
+    assert [d["kind"] for d in deployed.history()] == ["canary-started", "promoted"]
 
     assert promote.main(_args(deployed)) == 0
     assert "already promoted" in capsys.readouterr().err
-    assert _alias(deployed) == ("2", {})
+    assert deployed.alias_state() == ("2", {})
     assert deployed.deliver_events() == []
 
 
@@ -153,21 +126,22 @@ def test_alarm_mid_shift_rolls_back_to_the_previous_version(deployed) -> None:
     version_alarm = deployed.outputs["alarms"][1]
 
     def alarm_at_half(_: FakeTime) -> None:
-        if _alias(deployed)[1] == {"2": 0.5}:
+        if deployed.alias_state()[1] == {"2": 0.5}:
             _raise_alarm(deployed, version_alarm)
 
     result = _promote(deployed, candidate, FakeTime(on_sleep=alarm_at_half))
 
     assert result.outcome == promote.ROLLED_BACK and result.exit_code == 1
-    assert _alias(deployed) == ("1", {})
+    assert deployed.alias_state() == ("1", {})
     assert result.steps[-1].weight == "50%"
     assert result.steps[-1].alarms == f"ALARM: {version_alarm}"
-    assert _kinds(deployed) == ["canary-started", "rolled-back"]
-    stored = events.history(deployed.client("s3"), _stack(deployed))[-1]["detail"]
+    assert [d["kind"] for d in deployed.history()] == ["canary-started", "rolled-back"]
+    stored = events.history(deployed.client("s3"), deployed.stack_outputs())[-1]["detail"]
     assert (stored["from_version"], stored["to_version"]) == ("2", "1")
     assert stored["reason"] == f"alarm {version_alarm} in ALARM at 50%"
     assert (
-        events.fold(events.history(deployed.client("s3"), _stack(deployed)))["live_version"] == "1"
+        events.fold(events.history(deployed.client("s3"), deployed.stack_outputs()))["live_version"]
+        == "1"
     )
 
 
@@ -184,8 +158,8 @@ def test_cli_alarm_mid_shift_exits_1_and_records_the_rollback(
     captured = capsys.readouterr()
     assert f"rolled back: alarm {deployed.outputs['alarms'][0]} in ALARM at 25%" in captured.err
     assert "| 25% |" in captured.out
-    assert _alias(deployed) == ("1", {})
-    assert _kinds(deployed) == ["canary-started", "rolled-back"]
+    assert deployed.alias_state() == ("1", {})
+    assert [d["kind"] for d in deployed.history()] == ["canary-started", "rolled-back"]
 
 
 def test_an_alarm_already_firing_stops_before_anything_changes(deployed, capsys) -> None:
@@ -194,7 +168,7 @@ def test_an_alarm_already_firing_stops_before_anything_changes(deployed, capsys)
 
     assert promote.main(_args(deployed, "--bake-seconds", "0")) == 1
     assert "in ALARM before the canary starts; nothing changed" in capsys.readouterr().err
-    assert _alias(deployed) == ("1", {})
+    assert deployed.alias_state() == ("1", {})
     assert deployed.deliver_events() == []
 
 
@@ -204,7 +178,7 @@ def test_interrupted_run_rolls_back_and_a_rerun_finishes(deployed, how: str) -> 
     handler_before = signal.getsignal(signal.SIGTERM)
 
     def interrupt_at_half(_: FakeTime) -> None:
-        if _alias(deployed)[1] == {"2": 0.5}:
+        if deployed.alias_state()[1] == {"2": 0.5}:
             if how == "sigterm":
                 os.kill(os.getpid(), signal.SIGTERM)
             raise KeyboardInterrupt
@@ -212,15 +186,20 @@ def test_interrupted_run_rolls_back_and_a_rerun_finishes(deployed, how: str) -> 
     result = _promote(deployed, candidate, FakeTime(on_sleep=interrupt_at_half))
 
     assert result.outcome == promote.INTERRUPTED and result.exit_code == 130
-    assert _alias(deployed) == ("1", {})
+    assert deployed.alias_state() == ("1", {})
     assert signal.getsignal(signal.SIGTERM) is handler_before
     cause = "SIGTERM" if how == "sigterm" else "interrupt"
     assert result.message.startswith(f"rolled back: {cause} at 50%")
 
     rerun = _promote(deployed, candidate, FakeTime())
     assert rerun.outcome == promote.PROMOTED
-    assert _alias(deployed) == ("2", {})
-    assert _kinds(deployed) == ["canary-started", "rolled-back", "canary-started", "promoted"]
+    assert deployed.alias_state() == ("2", {})
+    assert [d["kind"] for d in deployed.history()] == [
+        "canary-started",
+        "rolled-back",
+        "canary-started",
+        "promoted",
+    ]
 
 
 def test_cli_interrupt_exits_130(deployed, monkeypatch) -> None:
@@ -234,54 +213,54 @@ def test_cli_interrupt_exits_130(deployed, monkeypatch) -> None:
         promote, "time", SimpleNamespace(sleep=fake.sleep, monotonic=fake.monotonic)
     )
     assert promote.main(_args(deployed)) == 130
-    assert _alias(deployed) == ("1", {})
+    assert deployed.alias_state() == ("1", {})
 
 
 def test_hard_kill_left_weights_and_a_rerun_resumes_from_them(deployed) -> None:
     candidate = deployed.publish_candidate()
     # The process died at 50% with no chance to clean up.
-    _set_weights(deployed, "1", {candidate: 0.5})
+    deployed.set_alias("1", {candidate: 0.5})
     seen: list[tuple[str, dict]] = []
 
     result = _promote(
-        deployed, candidate, FakeTime(on_sleep=lambda _: seen.append(_alias(deployed)))
+        deployed, candidate, FakeTime(on_sleep=lambda _: seen.append(deployed.alias_state()))
     )
 
     assert result.outcome == promote.PROMOTED
     assert [s.weight for s in result.steps] == ["50% (resumed)", "100%"]
     # The 50% share was baked anew and 10% never came back.
     assert seen == [("1", {"2": 0.5})] * 3
-    assert _alias(deployed) == ("2", {})
+    assert deployed.alias_state() == ("2", {})
     assert result.previous_version == "1"
-    assert _kinds(deployed) == ["promoted"]
+    assert [d["kind"] for d in deployed.history()] == ["promoted"]
 
 
 def test_hard_kill_then_alarm_on_rerun_rolls_back(deployed) -> None:
     candidate = deployed.publish_candidate()
-    _set_weights(deployed, "1", {candidate: 0.1})
+    deployed.set_alias("1", {candidate: 0.1})
     _raise_alarm(deployed, deployed.outputs["alarms"][1])
 
     result = _promote(deployed, candidate, FakeTime())
 
     assert result.outcome == promote.ROLLED_BACK
-    assert _alias(deployed) == ("1", {})
-    assert _kinds(deployed) == ["rolled-back"]
+    assert deployed.alias_state() == ("1", {})
+    assert [d["kind"] for d in deployed.history()] == ["rolled-back"]
 
 
 def test_weights_to_another_version_are_removed_before_the_shift(deployed, capsys) -> None:
     stray = deployed.publish_candidate()
     candidate = deployed.publish_candidate()
-    _set_weights(deployed, "1", {stray: 0.3})
+    deployed.set_alias("1", {stray: 0.3})
     seen: list[tuple[str, dict]] = []
 
     result = _promote(
-        deployed, candidate, FakeTime(on_sleep=lambda _: seen.append(_alias(deployed)))
+        deployed, candidate, FakeTime(on_sleep=lambda _: seen.append(deployed.alias_state()))
     )
 
     assert "restoring version 1 at 100% first" in capsys.readouterr().err
     assert result.outcome == promote.PROMOTED
     assert seen[0] == ("1", {candidate: 0.1})
-    assert _alias(deployed) == (candidate, {})
+    assert deployed.alias_state() == (candidate, {})
 
 
 class _ErrorBody:
@@ -327,7 +306,7 @@ def test_throttled_alias_calls_are_retried_by_the_client_factory(deployed, monke
     result = _promote(deployed, candidate, FakeTime(), steps=(100,), client=lambda_client)
 
     assert result.outcome == promote.PROMOTED
-    assert _alias(deployed) == ("2", {})
+    assert deployed.alias_state() == ("2", {})
     assert attempts["GetAlias"] == throttle_first + 1
     assert attempts["UpdateAlias"] == throttle_first + 1
     assert len(backoffs) == 2 * throttle_first
@@ -359,8 +338,8 @@ def test_an_aws_error_mid_shift_puts_the_alias_back(deployed) -> None:
     assert "AWS said InvalidParameterValueException: weights refused (test)" in message
     assert "alias live was put back on version 1 at 100%" in message
     assert calls["n"] == 3
-    assert _alias(deployed) == ("1", {})
-    assert _kinds(deployed) == ["canary-started", "rolled-back"]
+    assert deployed.alias_state() == ("1", {})
+    assert [d["kind"] for d in deployed.history()] == ["canary-started", "rolled-back"]
 
 
 def _drop_output(deployed, key: str) -> None:
@@ -400,7 +379,7 @@ def test_bad_input_exits_2_naming_it_and_changes_nothing(
 
     assert promote.main(_args(deployed, "--bake-seconds", "0", *extra)) == 2
     assert message in capsys.readouterr().err
-    assert _alias(deployed) == ("1", {})
+    assert deployed.alias_state() == ("1", {})
     assert deployed.deliver_events() == []
 
 
@@ -410,7 +389,7 @@ def test_codedeploy_without_a_group_output_exits_2(deployed, capsys) -> None:
     args = ["--outputs", str(deployed.outputs_file), "--strategy", "codedeploy"]
     assert promote.main(args) == 2
     assert "have no 'codedeploy_group'" in capsys.readouterr().err
-    assert _alias(deployed) == ("1", {})
+    assert deployed.alias_state() == ("1", {})
 
 
 def test_auto_strategy_prefers_codedeploy_when_the_stack_has_a_group() -> None:
@@ -474,8 +453,8 @@ def test_codedeploy_creates_one_deployment_and_a_rerun_attaches_to_it(deployed, 
     assert f"attached to deployment {deployment_id} already in flight" in (capsys.readouterr().err)
     assert _deployments(deployed) == [deployment_id]
     # CodeDeploy owns the shift: the script moved no traffic itself.
-    assert _alias(deployed) == ("1", {})
-    assert _kinds(deployed) == ["canary-started"]
+    assert deployed.alias_state() == ("1", {})
+    assert [d["kind"] for d in deployed.history()] == ["canary-started"]
 
 
 def _group(deployed) -> dict:
@@ -573,7 +552,7 @@ def test_codedeploy_failure_reports_why_and_leaves_the_alias_on_the_previous_ver
 ) -> None:
     candidate = deployed.publish_candidate()
     # Attached to a deployment in flight that had shifted 10% when it failed.
-    _set_weights(deployed, "1", {candidate: 0.1})
+    deployed.set_alias("1", {candidate: 0.1})
     codedeploy = aws.client("codedeploy")
     revision = {
         "revisionType": "AppSpecContent",
@@ -601,7 +580,7 @@ def test_codedeploy_failure_reports_why_and_leaves_the_alias_on_the_previous_ver
     assert result.outcome == promote.ROLLED_BACK and result.exit_code == 1
     assert "deployment d-BAD Stopped: ALARM_ACTIVE: alarm version-errors fired" in result.message
     assert "rollback d-RB: rolled back" in result.message
-    assert _alias(deployed) == ("1", {})
+    assert deployed.alias_state() == ("1", {})
     ((kind, fields),) = emitted  # attached: this run did not start the canary
     assert kind == "rolled-back"
     assert (fields["from_version"], fields["to_version"]) == ("2", "1")
@@ -619,12 +598,12 @@ def test_codedeploy_refuses_to_attach_to_a_deployment_of_another_version(deploye
         stub.add_response("get_deployment", _info(deployed, "d-7", "InProgress", revision=revision))
         with pytest.raises(aws.ScriptError, match="in flight to version 7, not 2"):
             _codedeploy(deployed, [], codedeploy)
-    assert _alias(deployed) == ("1", {})
+    assert deployed.alias_state() == ("1", {})
 
 
 def test_codedeploy_already_promoted_is_a_no_op(deployed) -> None:
     candidate = deployed.publish_candidate()
-    _set_weights(deployed, candidate, {})
+    deployed.set_alias(candidate, {})
     codedeploy = aws.client("codedeploy")
     with Stubber(codedeploy) as stub:
         stub.add_response("list_deployments", {"deployments": []})

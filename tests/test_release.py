@@ -110,12 +110,6 @@ def _deployments(deployed) -> set[str]:
     return {d["id"] for d in listing}
 
 
-def _history(deployed) -> list[dict]:
-    deployed.deliver_events()
-    stack = outputs.from_file(deployed.outputs_file)
-    return [e["detail"] for e in events.history(deployed.client("s3"), stack)]
-
-
 def test_release_of_v2_moves_only_v2s_stage(deployed, apigw, capsys, tmp_path) -> None:
     before = _stages(deployed)
     initial = before["v2"]["deploymentId"]
@@ -154,7 +148,7 @@ def test_release_of_v2_moves_only_v2s_stage(deployed, apigw, capsys, tmp_path) -
         {"op": "replace", "path": "/documentationVersion", "value": f"v2-{new}"},
     ]
 
-    (event,) = _history(deployed)
+    (event,) = deployed.history()
     assert event["kind"] == "released"
     assert (event["api_version"], event["stage"], event["deployment_id"]) == ("v2", "v2", new)
     assert (event["version"], event["alias"], event["previous_deployment"]) == (
@@ -196,7 +190,7 @@ def test_release_with_another_alias_sets_the_stage_variable(
     (documented,) = stand_in.made("create_documentation_version")
     assert documented["documentationVersion"] == f"v2-{SHA[:12]}-{new}"
     assert documented["description"].endswith(f"at {SHA[:12]}")
-    (event,) = _history(deployed)
+    (event,) = deployed.history()
     assert (event["version"], event["alias"], event["deployment_id"]) == ("2", "canary-test", new)
 
 
@@ -211,7 +205,7 @@ def test_releasing_again_makes_another_deployment(deployed, apigw) -> None:
     # No content hash to compare: each release is its own deployment, and recorded.
     assert len({initial, first, second}) == 3
     assert _stages(deployed)["v2"]["deploymentId"] == initial
-    history = _history(deployed)
+    history = deployed.history()
     assert [(e["deployment_id"], e["previous_deployment"]) for e in history] == [
         (first, initial),
         (second, first),

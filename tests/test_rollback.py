@@ -4,34 +4,7 @@ from __future__ import annotations
 
 from botocore.stub import Stubber
 
-from scripts import aws, events, outputs, promote, rollback
-
-
-def _stack(deployed) -> outputs.StackOutputs:
-    return outputs.from_file(deployed.outputs_file)
-
-
-def _alias(deployed) -> tuple[str, dict]:
-    response = deployed.client("lambda").get_alias(
-        FunctionName=deployed.names.model_function, Name=deployed.names.model_alias
-    )
-    return response["FunctionVersion"], (response.get("RoutingConfig") or {}).get(
-        "AdditionalVersionWeights"
-    ) or {}
-
-
-def _set_alias(deployed, primary: str, weights: dict) -> None:
-    deployed.client("lambda").update_alias(
-        FunctionName=deployed.names.model_function,
-        Name=deployed.names.model_alias,
-        FunctionVersion=primary,
-        RoutingConfig={"AdditionalVersionWeights": weights},
-    )
-
-
-def _history(deployed) -> list[dict]:
-    deployed.deliver_events()
-    return [e["detail"] for e in events.history(deployed.client("s3"), _stack(deployed))]
+from scripts import aws, events, promote, rollback
 
 
 def _source(deployed) -> list[str]:
@@ -44,7 +17,7 @@ def test_rollback_after_a_promotion_returns_to_the_recorded_previous_version(
     deployed.publish_candidate()
     promote_args = [*_source(deployed), "--strategy", "alias", "--steps", "100"]
     assert promote.main([*promote_args, "--bake-seconds", "0"]) == 0
-    assert _alias(deployed) == ("2", {})
+    assert deployed.alias_state() == ("2", {})
     deployed.deliver_events()
 
     assert rollback.main([*_source(deployed), "--reason", "bad scores in review"]) == 0
@@ -52,13 +25,13 @@ def test_rollback_after_a_promotion_returns_to_the_recorded_previous_version(
     captured = capsys.readouterr()
     assert "| target chosen by | the last promotion in the event store |" in captured.out
     assert "serves version 1 at 100% (was version 2 at 100%)" in captured.err
-    assert _alias(deployed) == ("1", {})
-    history = _history(deployed)
+    assert deployed.alias_state() == ("1", {})
+    history = deployed.history()
     assert [e["kind"] for e in history] == ["canary-started", "promoted", "rolled-back"]
     assert (history[-1]["from_version"], history[-1]["to_version"]) == ("2", "1")
     assert history[-1]["reason"] == "bad scores in review"
     assert history[-1]["stopped_deployments"] == []
-    state = events.fold(events.history(deployed.client("s3"), _stack(deployed)))
+    state = events.fold(events.history(deployed.client("s3"), deployed.stack_outputs()))
     assert (state["live_version"], state["previous_version"]) == ("1", None)
 
     # Nothing left to roll back to without --to: the rollback consumed the promotion.
@@ -68,29 +41,29 @@ def test_rollback_after_a_promotion_returns_to_the_recorded_previous_version(
 
 def test_a_half_way_alias_goes_back_to_its_primary_version(deployed, capsys) -> None:
     candidate = deployed.publish_candidate()
-    _set_alias(deployed, "1", {candidate: 0.5})
+    deployed.set_alias("1", {candidate: 0.5})
 
     assert rollback.main(_source(deployed)) == 0
 
     assert "alias live's primary version (a shift is half-way)" in capsys.readouterr().out
-    assert _alias(deployed) == ("1", {})
-    (event,) = _history(deployed)
+    assert deployed.alias_state() == ("1", {})
+    (event,) = deployed.history()
     assert (event["kind"], event["from_version"], event["to_version"]) == ("rolled-back", "2", "1")
 
 
 def test_explicit_to_version_moves_the_alias(deployed) -> None:
     candidate = deployed.publish_candidate()
-    _set_alias(deployed, candidate, {})
+    deployed.set_alias(candidate, {})
 
     assert rollback.main([*_source(deployed), "--to", "1"]) == 0
-    assert _alias(deployed) == ("1", {})
-    assert [e["kind"] for e in _history(deployed)] == ["rolled-back"]
+    assert deployed.alias_state() == ("1", {})
+    assert [e["kind"] for e in deployed.history()] == ["rolled-back"]
 
 
 def test_already_on_the_version_is_a_no_op(deployed, capsys) -> None:
     assert rollback.main([*_source(deployed), "--to", "1"]) == 0
     assert "already serves version 1 at 100%; nothing to do" in capsys.readouterr().err
-    assert _alias(deployed) == ("1", {})
+    assert deployed.alias_state() == ("1", {})
     assert deployed.deliver_events() == []
 
 
@@ -99,18 +72,18 @@ def test_no_target_known_exits_2_asking_for_to(deployed, capsys) -> None:
     assert rollback.main(_source(deployed)) == 2
     err = capsys.readouterr().err
     assert "records no promotion since the last rollback; pass --to VERSION" in err
-    assert _alias(deployed) == ("1", {})
+    assert deployed.alias_state() == ("1", {})
     assert deployed.deliver_events() == []
 
 
 def test_unknown_to_version_exits_2_and_changes_nothing(deployed, capsys) -> None:
     candidate = deployed.publish_candidate()
-    _set_alias(deployed, "1", {candidate: 0.1})
+    deployed.set_alias("1", {candidate: 0.1})
     assert rollback.main([*_source(deployed), "--to", "9"]) == 2
     err = capsys.readouterr().err
     assert "--to 9: function" in err
     assert "has no published version '9' (published: 1, 2)" in err
-    assert _alias(deployed) == ("1", {"2": 0.1})
+    assert deployed.alias_state() == ("1", {"2": 0.1})
     assert deployed.deliver_events() == []
 
 
@@ -122,7 +95,7 @@ def test_missing_outputs_file_exits_2(tmp_path, capsys) -> None:
 def test_in_flight_codedeploy_deployments_are_stopped_with_auto_rollback(deployed) -> None:
     candidate = deployed.publish_candidate()
     # CodeDeploy was 10% into its shift when someone asked for the rollback.
-    _set_alias(deployed, "1", {candidate: 0.1})
+    deployed.set_alias("1", {candidate: 0.1})
     codedeploy = aws.client("codedeploy")
     group = {
         "applicationName": deployed.outputs["codedeploy_application"],
@@ -153,7 +126,7 @@ def test_in_flight_codedeploy_deployments_are_stopped_with_auto_rollback(deploye
         stub.assert_no_pending_responses()
 
     assert result.stopped == ["d-1"] and result.changed
-    assert _alias(deployed) == ("1", {})
+    assert deployed.alias_state() == ("1", {})
     ((kind, fields),) = emitted
     assert kind == "rolled-back"
     assert fields["stopped_deployments"] == ["d-1"]
@@ -162,7 +135,7 @@ def test_in_flight_codedeploy_deployments_are_stopped_with_auto_rollback(deploye
 
 def test_without_a_codedeploy_client_only_the_alias_moves(deployed) -> None:
     candidate = deployed.publish_candidate()
-    _set_alias(deployed, candidate, {})
+    deployed.set_alias(candidate, {})
     result = rollback.rollback(
         deployed.client("lambda"),
         None,
@@ -171,4 +144,4 @@ def test_without_a_codedeploy_client_only_the_alias_moves(deployed) -> None:
         to_version="1",
     )
     assert result.stopped == [] and result.from_version == "2"
-    assert _alias(deployed) == ("1", {})
+    assert deployed.alias_state() == ("1", {})
