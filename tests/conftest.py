@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import sys
 import textwrap
@@ -11,9 +12,17 @@ from pathlib import Path
 
 import pytest
 import requests
+from hypothesis import settings
 from moto.server import ThreadedMotoServer
 
 from tests.moto_stack import build_deployed_stack
+
+# Property tests assert behaviour, never speed: no per-example deadline (a
+# loaded machine must not fail them), and in CI a fixed seed so a red run is
+# reproducible and a green one is not luck.
+settings.register_profile("local", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "local")
 
 FAKE_PULUMI = textwrap.dedent(
     """\
