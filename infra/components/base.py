@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 
 def child(parent: pulumi.Resource, **options: Any) -> pulumi.ResourceOptions:
@@ -42,3 +43,31 @@ def statement(actions: Sequence[str], resources: Iterable[Any], **extra: Any) ->
 def policy_document(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[str]:
     """JSON policy from statements whose resources may still be Outputs."""
     return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def service_role(
+    parent: pulumi.Resource,
+    prefix: str,
+    *,
+    role_name: str,
+    service: str,
+    statements: Sequence[Mapping[str, Any]],
+) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+    """A role one AWS service assumes, with its inline policy: `{prefix}-role`, `{prefix}-policy`.
+
+    The policy is returned so that what must not start before its permissions
+    exist can depend on it.
+    """
+    role = aws.iam.Role(
+        f"{prefix}-role",
+        name=role_name,
+        assume_role_policy=trust_policy(service),
+        opts=child(parent),
+    )
+    policy = aws.iam.RolePolicy(
+        f"{prefix}-policy",
+        role=role.id,
+        policy=policy_document(statements),
+        opts=child(parent),
+    )
+    return role, policy

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components import type_token
-from infra.components.base import child, policy_document, statement, trust_policy
+from infra.components.base import child, service_role, statement
 from infra.components.function import PythonFunction, PythonFunctionArgs
 
 # CodeDeploy stops on either alarm and rolls back, whichever way the deployment ends badly.
@@ -102,35 +102,28 @@ class CanaryDeployment(pulumi.ComponentResource):
             ),
         ]
 
-        self.service_role = aws.iam.Role(
-            f"{name}-codedeploy-role",
-            name=args.service_role,
-            assume_role_policy=trust_policy("codedeploy.amazonaws.com"),
-            opts=child(self),
-        )
         # What AWSCodeDeployRoleForLambdaLimited grants, scoped to this stack.
         # No lambda:InvokeFunction: the deployments run no lifecycle hooks.
         function_arns = [self.function.arn, self.function.arn.apply(lambda arn: f"{arn}:*")]
-        service_policy = aws.iam.RolePolicy(
-            f"{name}-codedeploy-policy",
-            role=self.service_role.id,
-            policy=policy_document(
-                [
-                    statement(
-                        [
-                            "lambda:GetAlias",
-                            "lambda:UpdateAlias",
-                            "lambda:GetProvisionedConcurrencyConfig",
-                        ],
-                        function_arns,
-                    ),
-                    # DescribeAlarms supports no resource-level permissions; it
-                    # only reads alarm state, so "*" grants no reach beyond that.
-                    statement(["cloudwatch:DescribeAlarms"], ["*"]),
-                    statement(["sns:Publish"], [self.topic.arn]),
-                ]
-            ),
-            opts=child(self),
+        self.service_role, service_policy = service_role(
+            self,
+            f"{name}-codedeploy",
+            role_name=args.service_role,
+            service="codedeploy.amazonaws.com",
+            statements=[
+                statement(
+                    [
+                        "lambda:GetAlias",
+                        "lambda:UpdateAlias",
+                        "lambda:GetProvisionedConcurrencyConfig",
+                    ],
+                    function_arns,
+                ),
+                # DescribeAlarms supports no resource-level permissions; it
+                # only reads alarm state, so "*" grants no reach beyond that.
+                statement(["cloudwatch:DescribeAlarms"], ["*"]),
+                statement(["sns:Publish"], [self.topic.arn]),
+            ],
         )
         self.application = aws.codedeploy.Application(
             f"{name}-application",

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components import type_token
-from infra.components.base import child, policy_document, statement, trust_policy
+from infra.components.base import child, service_role, statement
 
 HANDLERS = Path(__file__).resolve().parent.parent / "handlers"
 RUNTIME = "python3.12"
@@ -60,12 +60,6 @@ class PythonFunction(pulumi.ComponentResource):
                 f"Lambda source {args.source_dir!r} must be a folder under {HANDLERS} "
                 "holding handler.py"
             )
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            name=args.role_name,
-            assume_role_policy=trust_policy("lambda.amazonaws.com"),
-            opts=child(self),
-        )
         # Created by the program, not by Lambda on first write, so retention
         # applies and destroy removes it.
         self.log_group = aws.cloudwatch.LogGroup(
@@ -78,11 +72,12 @@ class PythonFunction(pulumi.ComponentResource):
             ["logs:CreateLogStream", "logs:PutLogEvents"],
             [self.log_group.arn.apply(lambda arn: f"{arn}:*")],
         )
-        policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=self.role.id,
-            policy=policy_document([logging, *args.statements]),
-            opts=child(self),
+        self.role, policy = service_role(
+            self,
+            name,
+            role_name=args.role_name,
+            service="lambda.amazonaws.com",
+            statements=[logging, *args.statements],
         )
         self.function = aws.lambda_.Function(
             name,

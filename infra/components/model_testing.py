@@ -9,7 +9,7 @@ import pulumi_aws as aws
 import yaml
 
 from infra.components import type_token
-from infra.components.base import child, policy_document, statement, trust_policy
+from infra.components.base import child, service_role, statement
 from infra.components.storage import SecureBucket, SecureBucketArgs
 
 # Where `scripts` and the buildspec meet in the artifact bucket.
@@ -99,51 +99,42 @@ class ModelTesting(pulumi.ComponentResource):
             opts=child(self),
         )
 
-        self.training_role = aws.iam.Role(
-            f"{name}-training-role",
-            name=args.training_role,
-            assume_role_policy=trust_policy("codebuild.amazonaws.com"),
-            opts=child(self),
-        )
-        training_policy = aws.iam.RolePolicy(
-            f"{name}-training-policy",
-            role=self.training_role.id,
-            policy=policy_document(
-                [
-                    statement(
-                        ["logs:CreateLogStream", "logs:PutLogEvents"],
-                        [self.log_group.arn.apply(lambda arn: f"{arn}:*")],
-                    ),
-                    # GetObjectVersion: a run may pin the exact upload it was
-                    # started for (start_build sourceVersion).
-                    statement(
-                        ["s3:GetObject", "s3:GetObjectVersion"],
-                        [bucket_arn.apply(lambda arn: f"{arn}/{SOURCE_PREFIX}*")],
-                    ),
-                    statement(
-                        ["s3:PutObject"],
-                        [bucket_arn.apply(lambda arn: f"{arn}/{RUNS_PREFIX}*")],
-                    ),
-                    statement(
-                        ["codeartifact:GetAuthorizationToken"], [args.codeartifact_domain_arn]
-                    ),
-                    statement(
-                        ["codeartifact:GetRepositoryEndpoint", "codeartifact:ReadFromRepository"],
-                        [args.codeartifact_repository_arn],
-                    ),
-                    # GetServiceBearerToken has no resource type in IAM, so it
-                    # cannot be scoped by ARN; the condition limits it to the
-                    # token CodeArtifact's GetAuthorizationToken needs.
-                    statement(
-                        ["sts:GetServiceBearerToken"],
-                        ["*"],
-                        Condition={
-                            "StringEquals": {"sts:AWSServiceName": "codeartifact.amazonaws.com"}
-                        },
-                    ),
-                ]
-            ),
-            opts=child(self),
+        self.training_role, training_policy = service_role(
+            self,
+            f"{name}-training",
+            role_name=args.training_role,
+            service="codebuild.amazonaws.com",
+            statements=[
+                statement(
+                    ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    [self.log_group.arn.apply(lambda arn: f"{arn}:*")],
+                ),
+                # GetObjectVersion: a run may pin the exact upload it was
+                # started for (start_build sourceVersion).
+                statement(
+                    ["s3:GetObject", "s3:GetObjectVersion"],
+                    [bucket_arn.apply(lambda arn: f"{arn}/{SOURCE_PREFIX}*")],
+                ),
+                statement(
+                    ["s3:PutObject"],
+                    [bucket_arn.apply(lambda arn: f"{arn}/{RUNS_PREFIX}*")],
+                ),
+                statement(["codeartifact:GetAuthorizationToken"], [args.codeartifact_domain_arn]),
+                statement(
+                    ["codeartifact:GetRepositoryEndpoint", "codeartifact:ReadFromRepository"],
+                    [args.codeartifact_repository_arn],
+                ),
+                # GetServiceBearerToken has no resource type in IAM, so it
+                # cannot be scoped by ARN; the condition limits it to the
+                # token CodeArtifact's GetAuthorizationToken needs.
+                statement(
+                    ["sts:GetServiceBearerToken"],
+                    ["*"],
+                    Condition={
+                        "StringEquals": {"sts:AWSServiceName": "codeartifact.amazonaws.com"}
+                    },
+                ),
+            ],
         )
 
         self.project = aws.codebuild.Project(
@@ -187,32 +178,25 @@ class ModelTesting(pulumi.ComponentResource):
         region = aws.get_region(opts=invoke).region
         partition = aws.get_partition(opts=invoke).partition
         sagemaker_logs = f"arn:{partition}:logs:{region}:{account_id}:log-group:/aws/sagemaker/*"
-        self.sagemaker_role = aws.iam.Role(
-            f"{name}-sagemaker-role",
-            name=args.sagemaker_role,
-            assume_role_policy=trust_policy("sagemaker.amazonaws.com"),
-            opts=child(self),
-        )
-        sagemaker_policy = aws.iam.RolePolicy(
-            f"{name}-sagemaker-policy",
-            role=self.sagemaker_role.id,
-            policy=policy_document(
-                [
-                    statement(
-                        ["s3:GetObject", "s3:PutObject"],
-                        [bucket_arn.apply(lambda arn: f"{arn}/*")],
-                    ),
-                    statement(["s3:ListBucket"], [bucket_arn]),
-                    # SageMaker names its log groups itself (/aws/sagemaker/
-                    # NotebookInstances, TrainingJobs, ...), so the prefix is
-                    # the narrowest scope that still covers them.
-                    statement(
-                        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                        [sagemaker_logs],
-                    ),
-                ]
-            ),
-            opts=child(self),
+        self.sagemaker_role, sagemaker_policy = service_role(
+            self,
+            f"{name}-sagemaker",
+            role_name=args.sagemaker_role,
+            service="sagemaker.amazonaws.com",
+            statements=[
+                statement(
+                    ["s3:GetObject", "s3:PutObject"],
+                    [bucket_arn.apply(lambda arn: f"{arn}/*")],
+                ),
+                statement(["s3:ListBucket"], [bucket_arn]),
+                # SageMaker names its log groups itself (/aws/sagemaker/
+                # NotebookInstances, TrainingJobs, ...), so the prefix is
+                # the narrowest scope that still covers them.
+                statement(
+                    ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                    [sagemaker_logs],
+                ),
+            ],
         )
 
         self.notebook = None
