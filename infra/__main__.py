@@ -79,6 +79,7 @@ def build_branch(settings: config.Settings) -> None:
         timeout_seconds=settings.lambda_timeout_seconds,
         log_retention_days=settings.log_retention_days,
     )
+    boundary = shared.require_output("role_boundary_arn")
 
     testing = ModelTesting(
         "model-testing",
@@ -101,6 +102,7 @@ def build_branch(settings: config.Settings) -> None:
             codeartifact_domain_arn=shared.require_output("codeartifact_domain_arn"),
             codeartifact_repository=shared.require_output("codeartifact_repository"),
             codeartifact_repository_arn=shared.require_output("codeartifact_repository_arn"),
+            permissions_boundary=boundary,
         ),
         opts,
     )
@@ -118,6 +120,7 @@ def build_branch(settings: config.Settings) -> None:
             processor_role=names.event_processor_role,
             processor_log_group=names.event_processor_log_group,
             dead_letter_queue=names.event_dlq,
+            permissions_boundary=boundary,
             **lambda_sizing,
         ),
         opts,
@@ -137,6 +140,7 @@ def build_branch(settings: config.Settings) -> None:
             candidate_alarm=names.version_errors_alarm,
             deployment_config=settings.canary_deployment_config,
             error_threshold=settings.alarm_error_threshold,
+            permissions_boundary=boundary,
             **lambda_sizing,
         ),
         opts,
@@ -203,6 +207,7 @@ def build_shared(settings: config.Settings) -> None:
             preview_role=names.preview_role,
             deploy_role=names.deploy_role,
             promote_role=names.promote_role,
+            role_boundary=names.role_boundary,
             create_oidc_provider=settings.create_oidc_provider,
         ),
         opts,
@@ -222,6 +227,7 @@ def build_shared(settings: config.Settings) -> None:
     pulumi.export("oidc_provider_arn", ci.oidc_provider_arn)
     for duty, role in ci.roles.items():
         pulumi.export(f"ci_{duty}_role_arn", role.arn)
+    pulumi.export("role_boundary_arn", ci.role_boundary.arn)
     pulumi.export("state_bucket", ci.state_bucket.bucket)
     pulumi.export("backend_url", ci.state_bucket.bucket.apply(lambda b: f"s3://{b}"))
     pulumi.export(

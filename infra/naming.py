@@ -207,6 +207,7 @@ class SharedNames:
     preview_role: str
     deploy_role: str
     promote_role: str
+    role_boundary: str
 
     def as_dict(self) -> dict[str, object]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -256,6 +257,7 @@ SHARED_NAME_KINDS: Mapping[str, str] = {
     "preview_role": "iam_role",
     "deploy_role": "iam_role",
     "promote_role": "iam_role",
+    "role_boundary": "iam_policy",
 }
 
 
@@ -325,6 +327,7 @@ def shared_names(project: str, account_id: str) -> SharedNames:
         preview_role=f"{base}-ci-preview",
         deploy_role=f"{base}-ci-deploy",
         promote_role=f"{base}-ci-promote",
+        role_boundary=f"{base}-role-boundary",
     )
 
 

@@ -115,6 +115,8 @@ class ProgramMocks(pulumi.runtime.Mocks):
         elif module_type == "iam/role":
             state["arn"] = f"arn:aws:iam::{self.account_id}:role/{name}"
             resource_id = name
+        elif module_type == "iam/policy":
+            state["arn"] = f"arn:aws:iam::{self.account_id}:policy/{name}"
         elif module_type == "iam/openIdConnectProvider":
             state["arn"] = f"arn:aws:iam::{self.account_id}:oidc-provider/{state.get('url', '')}"
         elif module_type == "lambda/function":
@@ -169,6 +171,7 @@ class ProgramMocks(pulumi.runtime.Mocks):
             "codeartifact_domain_arn": domain_arn,
             "codeartifact_repository": shared.team_repository,
             "codeartifact_repository_arn": repo_arn,
+            "role_boundary_arn": f"arn:aws:iam::{self.account_id}:policy/{shared.role_boundary}",
         }
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:

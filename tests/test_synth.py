@@ -314,3 +314,24 @@ def test_cli_markdown_says_the_policy_is_clean() -> None:
     result = _cli("--branch", "feature/x")
     assert result.returncode == 0, result.stderr
     assert "No violations of the 6 policy rules." in result.stdout
+
+
+def test_every_branch_role_carries_the_shared_boundary(feature: Synthesis) -> None:
+    roles = feature.of_type("aws:iam/role:Role")
+    assert roles
+    boundary = "arn:aws:iam::123456789012:policy/mlship--shared-role-boundary"
+    assert {r.inputs.get("permissionsBoundary") for r in roles} == {boundary}
+
+
+def test_the_boundary_allows_everything_the_branch_roles_are_granted(
+    feature: Synthesis, shared: Synthesis
+) -> None:
+    def allowed(policy_json: str) -> set[str]:
+        statements = json.loads(policy_json)["Statement"]
+        return {a for s in statements if s["Effect"] == "Allow" for a in s["Action"]}
+
+    boundary = allowed(shared.one("aws:iam/policy:Policy").inputs["policy"])
+    granted: set[str] = set()
+    for policy in feature.of_type("aws:iam/rolePolicy:RolePolicy"):
+        granted |= allowed(policy.inputs["policy"])
+    assert granted <= boundary, granted - boundary

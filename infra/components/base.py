@@ -52,6 +52,7 @@ def service_role(
     role_name: str,
     service: str,
     statements: Sequence[Mapping[str, Any]],
+    permissions_boundary: pulumi.Input[str] | None = None,
 ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
     """A role one AWS service assumes, with its inline policy: `{prefix}-role`, `{prefix}-policy`.
 
@@ -62,6 +63,9 @@ def service_role(
         f"{prefix}-role",
         name=role_name,
         assume_role_policy=trust_policy(service),
+        # The shared stack's boundary caps what any role CI creates can do,
+        # so the deploy role cannot grant itself more through a new role.
+        permissions_boundary=permissions_boundary,
         opts=child(parent),
     )
     policy = aws.iam.RolePolicy(

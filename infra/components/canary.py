@@ -35,6 +35,8 @@ class CanaryDeploymentArgs:
     memory_mb: int
     timeout_seconds: int
     log_retention_days: int
+    # The shared stack's role boundary; every role the component makes carries it.
+    permissions_boundary: pulumi.Input[str] | None = None
 
 
 class CanaryDeployment(pulumi.ComponentResource):
@@ -64,6 +66,7 @@ class CanaryDeployment(pulumi.ComponentResource):
                 log_retention_days=args.log_retention_days,
                 publish=True,
                 environment={"MODEL_ALIAS": args.alias_name},
+                permissions_boundary=args.permissions_boundary,
             ),
             opts=child(self),
         )
@@ -110,6 +113,7 @@ class CanaryDeployment(pulumi.ComponentResource):
             f"{name}-codedeploy",
             role_name=args.service_role,
             service="codedeploy.amazonaws.com",
+            permissions_boundary=args.permissions_boundary,
             statements=[
                 statement(
                     [

@@ -45,7 +45,12 @@ class CiAccessArgs:
     preview_role: str
     deploy_role: str
     promote_role: str
+    role_boundary: str  # the managed policy every role CI creates must carry
     create_oidc_provider: bool
+
+    @property
+    def role_boundary_arn(self) -> str:
+        return f"arn:aws:iam::{self.account_id}:policy/{self.role_boundary}"
 
 
 def subjects(repository: str) -> dict[str, list[str]]:
@@ -66,6 +71,7 @@ class CiAccess(pulumi.ComponentResource):
     state_bucket: aws.s3.Bucket
     secrets_key: aws.kms.Key
     secrets_alias: aws.kms.Alias
+    role_boundary: aws.iam.Policy
     roles: dict[str, aws.iam.Role]
 
     def __init__(
@@ -105,6 +111,14 @@ class CiAccess(pulumi.ComponentResource):
             opts=child(self),
         )
 
+        self.role_boundary = aws.iam.Policy(
+            f"{name}-role-boundary",
+            name=args.role_boundary,
+            description="The most any role of a branch stack may do; the deploy role must set it",
+            policy=policy_document(_boundary_statements(args)),
+            opts=child(self),
+        )
+
         trusted = subjects(args.repository)
         state = self._state_statements()
         self.roles = {
@@ -131,6 +145,7 @@ class CiAccess(pulumi.ComponentResource):
                 "oidc_provider_arn": self.oidc_provider_arn,
                 "state_bucket": self.state_bucket.bucket,
                 "secrets_key_arn": self.secrets_key.arn,
+                "role_boundary_arn": self.role_boundary.arn,
                 **{f"{duty}_role_arn": role.arn for duty, role in self.roles.items()},
             }
         )
@@ -198,8 +213,25 @@ def _arn(service: str, args: CiAccessArgs, path: str, regional: bool = True) -> 
 def _deploy_statements(args: CiAccessArgs) -> list[dict[str, Any]]:
     """Create, change and delete the project's resources, found by their name prefix."""
     p = args.resource_prefix
+    roles = [f"arn:aws:iam::{args.account_id}:role/{p}*"]
     scoped = [
-        (["iam:*"], [f"arn:aws:iam::{args.account_id}:role/{p}*"]),
+        (
+            [
+                "iam:GetRole",
+                "iam:GetRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
+                "iam:ListInstanceProfilesForRole",
+                "iam:TagRole",
+                "iam:UntagRole",
+                "iam:UpdateRole",
+                "iam:UpdateRoleDescription",
+                "iam:UpdateAssumeRolePolicy",
+                "iam:DeleteRole",
+                "iam:PassRole",
+            ],
+            roles,
+        ),
         (["s3:*"], [f"arn:aws:s3:::{p}*", f"arn:aws:s3:::{p}*/*"]),
         (["lambda:*"], [_arn("lambda", args, f"function:{p}*")]),
         (
@@ -240,6 +272,22 @@ def _deploy_statements(args: CiAccessArgs) -> list[dict[str, Any]]:
         ),
     ]
     statements = [statement(actions, resources) for actions, resources in scoped]
+    # A role may only be made, or given permissions, under the boundary: the
+    # deploy role cannot mint a role that outgrows the project's needs.
+    statements.append(
+        statement(
+            [
+                "iam:CreateRole",
+                "iam:PutRolePolicy",
+                "iam:DeleteRolePolicy",
+                "iam:AttachRolePolicy",
+                "iam:DetachRolePolicy",
+                "iam:PutRolePermissionsBoundary",
+            ],
+            roles,
+            Condition={"StringEquals": {"iam:PermissionsBoundary": args.role_boundary_arn}},
+        )
+    )
     statements.append(
         # Pulumi reads these to plan; none of them can be scoped to a resource.
         statement(
@@ -252,18 +300,61 @@ def _deploy_statements(args: CiAccessArgs) -> list[dict[str, Any]]:
             ["*"],
         )
     )
-    # The shared stack (these roles, the state bucket) is the bootstrap's, never CI's.
+    # The shared stack (these roles, the boundary, the state bucket) is the
+    # bootstrap's, never CI's; and no role sheds its boundary.
     statements.append(
         {
             "Effect": "Deny",
             "Action": ["iam:*", "s3:Delete*", "s3:PutBucket*"],
             "Resource": [
                 f"arn:aws:iam::{args.account_id}:role/{args.shared_prefix}*",
+                f"arn:aws:iam::{args.account_id}:policy/{args.shared_prefix}*",
                 f"arn:aws:s3:::{args.shared_prefix}*",
             ],
         }
     )
+    statements.append(
+        {"Effect": "Deny", "Action": ["iam:DeleteRolePermissionsBoundary"], "Resource": roles}
+    )
     return statements
+
+
+def _boundary_statements(args: CiAccessArgs) -> list[dict[str, Any]]:
+    """What the program's own roles may be granted; a test checks it covers what they get."""
+    p = args.resource_prefix
+    return [
+        statement(
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            [
+                _arn("logs", args, f"log-group:/aws/lambda/{p}*"),
+                _arn("logs", args, f"log-group:/aws/codebuild/{p}*"),
+                _arn("logs", args, "log-group:/aws/sagemaker/*"),
+            ],
+        ),
+        statement(
+            ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket"],
+            [f"arn:aws:s3:::{p}*", f"arn:aws:s3:::{p}*/*"],
+        ),
+        statement(["sqs:SendMessage"], [_arn("sqs", args, f"{p}*")]),
+        statement(["sns:Publish"], [_arn("sns", args, f"{p}*")]),
+        statement(
+            ["lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetProvisionedConcurrencyConfig"],
+            [_arn("lambda", args, f"function:{p}*"), _arn("lambda", args, f"function:{p}*:*")],
+        ),
+        statement(
+            [
+                "codeartifact:GetAuthorizationToken",
+                "codeartifact:GetRepositoryEndpoint",
+                "codeartifact:ReadFromRepository",
+            ],
+            [
+                _arn("codeartifact", args, "domain/*"),
+                _arn("codeartifact", args, "repository/*"),
+            ],
+        ),
+        # Neither can be scoped to a resource; the roles' own policies narrow them.
+        statement(["cloudwatch:DescribeAlarms", "sts:GetServiceBearerToken"], ["*"]),
+    ]
 
 
 def _promote_statements(args: CiAccessArgs) -> list[dict[str, Any]]:

@@ -37,6 +37,8 @@ class EventSourcingArgs:
     memory_mb: int
     timeout_seconds: int
     log_retention_days: int
+    # The shared stack's role boundary; every role the component makes carries it.
+    permissions_boundary: pulumi.Input[str] | None = None
 
 
 class EventSourcing(pulumi.ComponentResource):
@@ -138,6 +140,7 @@ class EventSourcing(pulumi.ComponentResource):
                 # on-failure destination would be the other mechanism; using
                 # both would split (or duplicate) where failures are found.
                 dead_letter_arn=self.dead_letter_queue.arn,
+                permissions_boundary=args.permissions_boundary,
             ),
             opts=child(self),
         )

@@ -43,6 +43,7 @@ class PythonFunctionArgs:
     # Statements beyond logging, in IAM JSON form; resources may be Outputs.
     statements: tuple[dict[str, Any], ...] = ()
     dead_letter_arn: pulumi.Input[str] | None = None
+    permissions_boundary: pulumi.Input[str] | None = None
 
 
 class PythonFunction(pulumi.ComponentResource):
@@ -78,6 +79,7 @@ class PythonFunction(pulumi.ComponentResource):
             role_name=args.role_name,
             service="lambda.amazonaws.com",
             statements=[logging, *args.statements],
+            permissions_boundary=args.permissions_boundary,
         )
         self.function = aws.lambda_.Function(
             name,

@@ -47,6 +47,8 @@ class ModelTestingArgs:
     codeartifact_domain_arn: pulumi.Input[str]
     codeartifact_repository: pulumi.Input[str]
     codeartifact_repository_arn: pulumi.Input[str]
+    # The shared stack's role boundary; every role the component makes carries it.
+    permissions_boundary: pulumi.Input[str] | None = None
 
 
 def buildspec(command: str) -> str:
@@ -104,6 +106,7 @@ class ModelTesting(pulumi.ComponentResource):
             f"{name}-training",
             role_name=args.training_role,
             service="codebuild.amazonaws.com",
+            permissions_boundary=args.permissions_boundary,
             statements=[
                 statement(
                     ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -183,6 +186,7 @@ class ModelTesting(pulumi.ComponentResource):
             f"{name}-sagemaker",
             role_name=args.sagemaker_role,
             service="sagemaker.amazonaws.com",
+            permissions_boundary=args.permissions_boundary,
             statements=[
                 statement(
                     ["s3:GetObject", "s3:PutObject"],

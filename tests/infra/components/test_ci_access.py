@@ -27,6 +27,7 @@ def _args(**overrides) -> CiAccessArgs:
         preview_role="mlship--shared-ci-preview",
         deploy_role="mlship--shared-ci-deploy",
         promote_role="mlship--shared-ci-promote",
+        role_boundary="mlship--shared-role-boundary",
         create_oidc_provider=True,
     )
     return CiAccessArgs(**{**values, **overrides})
@@ -144,12 +145,30 @@ def test_deploy_is_scoped_to_the_project_prefix_and_denied_the_shared_stack(ci) 
                 or resource.startswith("arn:aws:kms")
                 or resource.startswith("arn:aws:apigateway:eu-west-1::/")
             ), resource
-    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
-    assert deny["Resource"] == [
+    shared_deny, boundary_deny = [s for s in statements if s["Effect"] == "Deny"]
+    assert shared_deny["Resource"] == [
         f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/mlship--shared*",
+        f"arn:aws:iam::{MOCK_ACCOUNT_ID}:policy/mlship--shared*",
         "arn:aws:s3:::mlship--shared*",
     ]
-    assert "iam:*" in deny["Action"]
+    assert "iam:*" in shared_deny["Action"]
+    assert boundary_deny["Action"] == ["iam:DeleteRolePermissionsBoundary"]
+
+
+def test_deploy_can_make_roles_only_under_the_boundary(ci) -> None:
+    statements = _statements(ci, "deploy")
+    boundary = f"arn:aws:iam::{MOCK_ACCOUNT_ID}:policy/mlship--shared-role-boundary"
+    granting = {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"}
+    for s in statements:
+        if s["Effect"] == "Allow" and granting & set(s["Action"]):
+            assert s["Condition"] == {"StringEquals": {"iam:PermissionsBoundary": boundary}}
+    allowed = {a for s in statements if s["Effect"] == "Allow" for a in s["Action"]}
+    assert granting <= allowed
+    assert "iam:*" not in allowed
+    policy = ci.one("aws:iam/policy:Policy")
+    assert policy.inputs["name"] == "mlship--shared-role-boundary"
+    actions = {a for s in json.loads(policy.inputs["policy"])["Statement"] for a in s["Action"]}
+    assert not {a for a in actions if a.startswith("iam:") or a.endswith(":*")}
 
 
 def test_promote_moves_traffic_and_stages_only(ci) -> None:
