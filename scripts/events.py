@@ -94,6 +94,21 @@ def emit(events_client: Any, stack: outputs.StackOutputs, kind: str, **fields: A
     return detail["event_id"]
 
 
+def emitter(events_client: Any, stack: outputs.StackOutputs, model: str) -> Callable[..., str]:
+    """`emit` bound to a stack and model, after checking the stack can take events.
+
+    Checked before the verb acts: an operation whose events could not be
+    recorded must not start.
+    """
+    stack.require("event_bus")
+    stack.require("event_source")
+
+    def emit_for_model(kind: str, **fields: Any) -> str:
+        return emit(events_client, stack, kind, model=model, **fields)
+
+    return emit_for_model
+
+
 def history(s3: Any, stack: outputs.StackOutputs, model: str | None = None) -> list[dict]:
     """A model's events from the event store, oldest first, each event once."""
     bucket = stack.require("event_store_bucket")

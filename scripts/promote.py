@@ -839,14 +839,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         function = stack.require("model_function")
         alias = stack.require("model_alias")
         candidate = str(args.version or stack.require("model_candidate_version"))
-        # Checked before acting: a promotion whose events cannot be recorded must not start.
-        stack.require("event_bus")
-        stack.require("event_source")
         strategy = choose_strategy(args.strategy, stack)
-        events_client = aws.client("events")
-
-        def emit(kind: str, **fields: object) -> None:
-            events.emit(events_client, stack, kind, model=function, **fields)
+        emit = events.emitter(aws.client("events"), stack, function)
 
         if strategy == "alias":
             alarms = stack.require("alarms")

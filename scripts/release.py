@@ -349,13 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         function = stack.require("model_function")
         alias = args.alias or stack.require("model_alias")
-        # Checked before acting: a release whose event cannot be recorded must not start.
-        stack.require("event_bus")
-        stack.require("event_source")
-        events_client = aws.client("events")
-
-        def emit(kind: str, **fields: object) -> None:
-            events.emit(events_client, stack, kind, model=function, **fields)
+        emit = events.emitter(aws.client("events"), stack, function)
 
         result = release(
             aws.client("apigateway"),

@@ -157,16 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack = outputs.load(args)
         function = stack.require("model_function")
         alias = stack.require("model_alias")
-        stack.require("event_bus")
-        stack.require("event_source")
         lambda_client = aws.client("lambda")
         to_version, source = resolve_target(lambda_client, aws.client("s3"), stack, args.to)
         application = stack.values.get("codedeploy_application")
         group = stack.values.get("codedeploy_group")
-        events_client = aws.client("events")
-
-        def emit(kind: str, **fields: object) -> None:
-            events.emit(events_client, stack, kind, model=function, **fields)
+        emit = events.emitter(aws.client("events"), stack, function)
 
         result = rollback(
             lambda_client,
