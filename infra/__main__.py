@@ -15,8 +15,17 @@ import pulumi_aws as aws
 
 from infra import config, naming
 from infra.components.api import ApiVersions, ApiVersionsArgs
+from infra.components.api_logging import ApiGatewayLogging, ApiGatewayLoggingArgs
 from infra.components.canary import CanaryDeployment, CanaryDeploymentArgs
-from infra.components.ci_access import CiAccess, CiAccessArgs
+from infra.components.ci_access import (
+    DEPLOY,
+    DEPLOY_PROTECTED,
+    CiAccess,
+    CiAccessArgs,
+    any_branch_names,
+    output_name,
+    protected_stacks,
+)
 from infra.components.dependencies import Dependencies, DependenciesArgs
 from infra.components.events import EventSourcing, EventSourcingArgs
 from infra.components.model_testing import ModelTesting, ModelTestingArgs
@@ -154,6 +163,11 @@ def build_branch(settings: config.Settings) -> None:
             function_arn=canary.function.arn,
             alias_name=names.model_alias,
             region=settings.region,
+            access_log_group=names.api_access_log_group,
+            log_retention_days=settings.log_retention_days,
+            auth=settings.api_auth,
+            throttle_rate_limit=settings.api_throttle_rate_limit,
+            throttle_burst_limit=settings.api_throttle_burst_limit,
         ),
         opts,
     )
@@ -177,6 +191,10 @@ def build_branch(settings: config.Settings) -> None:
     )
     pulumi.export("api_urls", api.urls)
     pulumi.export("api_url", api.urls[settings.api_versions[-1]])
+    pulumi.export("api_auth", settings.api_auth)
+    if api.api_key is not None:
+        # The key's id, not its value: `aws apigateway get-api-key --include-value` reads it.
+        pulumi.export("api_key_id", api.api_key.id)
     pulumi.export("event_bus", events.bus.name)
     pulumi.export("event_archive", events.archive.name)
     pulumi.export("event_source", naming.event_source(settings.project))
@@ -198,18 +216,24 @@ def build_shared(settings: config.Settings) -> None:
         "ci",
         CiAccessArgs(
             repository=settings.github_repository,
+            project=settings.project,
             account_id=account_id,
             region=settings.region,
-            resource_prefix=naming.project_resource_prefix(settings.project),
-            shared_prefix=naming.shared_prefix(settings.project),
-            state_bucket=names.state_bucket,
-            secrets_key_alias=names.secrets_key_alias,
-            preview_role=names.preview_role,
-            deploy_role=names.deploy_role,
-            promote_role=names.promote_role,
-            role_boundary=names.role_boundary,
+            names=names,
+            protected=protected_stacks(
+                settings.project,
+                account_id,
+                [settings.default_branch, *settings.protected_branches],
+                settings.api_versions,
+            ),
+            any_branch=any_branch_names(settings.project, account_id, settings.api_versions),
             create_oidc_provider=settings.create_oidc_provider,
         ),
+        opts,
+    )
+    logging = ApiGatewayLogging(
+        "apigateway-logging",
+        ApiGatewayLoggingArgs(role_name=names.api_gateway_logs_role, account_id=account_id),
         opts,
     )
     dependencies = Dependencies(
@@ -219,21 +243,28 @@ def build_shared(settings: config.Settings) -> None:
             store_repository=names.store_repository,
             team_repository=names.team_repository,
             reader_principals=tuple(role.arn for role in ci.roles.values()),
-            publisher_principals=(ci.roles["deploy"].arn,),
+            publisher_principals=(ci.roles[DEPLOY].arn, ci.roles[DEPLOY_PROTECTED].arn),
         ),
         opts,
     )
     pulumi.export("region", settings.region)
     pulumi.export("oidc_provider_arn", ci.oidc_provider_arn)
     for duty, role in ci.roles.items():
-        pulumi.export(f"ci_{duty}_role_arn", role.arn)
+        pulumi.export(output_name(duty), role.arn)
     pulumi.export("role_boundary_arn", ci.role_boundary.arn)
+    pulumi.export("secrets_key_arn", ci.secrets_key.arn)
+    pulumi.export("ephemeral_secrets_key_arn", ci.ephemeral_secrets_key.arn)
     pulumi.export("state_bucket", ci.state_bucket.bucket)
     pulumi.export("backend_url", ci.state_bucket.bucket.apply(lambda b: f"s3://{b}"))
     pulumi.export(
         "secrets_provider",
         ci.secrets_alias.name.apply(lambda a: f"awskms://{a}?region={settings.region}"),
     )
+    pulumi.export(
+        "ephemeral_secrets_provider",
+        ci.ephemeral_secrets_alias.name.apply(lambda a: f"awskms://{a}?region={settings.region}"),
+    )
+    pulumi.export("api_gateway_logs_role_arn", logging.role.arn)
     pulumi.export("stack_kind", stack.kind)
     pulumi.export("codeartifact_domain", dependencies.domain.domain)
     pulumi.export("codeartifact_domain_owner", dependencies.domain.owner)

@@ -37,6 +37,7 @@ CANARY_DEPLOYMENT_CONFIGS = (
     "CodeDeployDefault.LambdaLinear10PercentEvery10Minutes",
 )
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096)
+API_AUTH = ("iam", "api-key", "none")
 TRAINING_COMPUTE_TYPES = (
     "BUILD_GENERAL1_SMALL",
     "BUILD_GENERAL1_MEDIUM",
@@ -63,6 +64,9 @@ class Settings:
     default_branch: str
     protected_branches: tuple[str, ...]
     api_versions: tuple[str, ...]
+    api_auth: str
+    api_throttle_rate_limit: int
+    api_throttle_burst_limit: int
     lambda_memory_mb: int
     lambda_timeout_seconds: int
     log_retention_days: int
@@ -212,6 +216,9 @@ _PARSERS: Mapping[str, Callable[[str, object], Any]] = {
     "default_branch": _branch,
     "protected_branches": _branches,
     "api_versions": _api_versions,
+    "api_auth": _choice(API_AUTH),
+    "api_throttle_rate_limit": _int(1, 10000),
+    "api_throttle_burst_limit": _int(1, 5000),
     "lambda_memory_mb": _int(128, 10240),
     "lambda_timeout_seconds": _int(1, 900),
     "log_retention_days": _choice(LOG_RETENTION_DAYS),

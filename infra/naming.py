@@ -25,6 +25,11 @@ STAGE_ALIAS_VARIABLE = "alias"
 # GitHub environments whose required reviewers gate promotion and release;
 # the promote role trusts tokens from exactly these.
 APPROVAL_ENVIRONMENTS = ("canary-promotion", "api-release")
+# A branch's deploy job runs in `branch/<stack>`. A protected stack's approvals
+# run in `<approval>/<stack>`: GitHub's token names the environment but not the
+# ref, so only an environment name that differs per protected stack, restricted
+# by its deployment-branch policy to that branch, proves which stack a job is for.
+DEPLOY_ENVIRONMENT_PREFIX = "branch/"
 SHARED_STACK_REFERENCE = "{organization}/{project}/" + SHARED_STACK
 
 # The tightest limits the generated names must fit: EventBridge archive names
@@ -183,6 +188,7 @@ class BranchNames:
     version_errors_alarm: str
     api: str
     api_stages: Mapping[str, str]
+    api_access_log_group: str
     event_bus: str
     event_archive: str
     event_rule: str
@@ -204,10 +210,14 @@ class SharedNames:
     team_repository: str
     state_bucket: str
     secrets_key_alias: str
+    ephemeral_secrets_key_alias: str
     preview_role: str
     deploy_role: str
+    deploy_protected_role: str
     promote_role: str
+    promote_protected_role: str
     role_boundary: str
+    api_gateway_logs_role: str
 
     def as_dict(self) -> dict[str, object]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -239,6 +249,7 @@ BRANCH_NAME_KINDS: Mapping[str, str] = {
     "version_errors_alarm": "cloudwatch_alarm",
     "api": "apigateway_rest_api",
     "api_stages": "apigateway_stage",
+    "api_access_log_group": "cloudwatch_log_group",
     "event_bus": "eventbridge_bus",
     "event_archive": "eventbridge_archive",
     "event_rule": "eventbridge_rule",
@@ -254,10 +265,14 @@ SHARED_NAME_KINDS: Mapping[str, str] = {
     "team_repository": "codeartifact_repository",
     "state_bucket": "s3_bucket",
     "secrets_key_alias": "kms_alias",
+    "ephemeral_secrets_key_alias": "kms_alias",
     "preview_role": "iam_role",
     "deploy_role": "iam_role",
+    "deploy_protected_role": "iam_role",
     "promote_role": "iam_role",
+    "promote_protected_role": "iam_role",
     "role_boundary": "iam_policy",
+    "api_gateway_logs_role": "iam_role",
 }
 
 
@@ -297,6 +312,7 @@ def branch_names(
         version_errors_alarm=f"{base}-model-candidate-errors",
         api=f"{base}-api",
         api_stages={version: version for version in versions},
+        api_access_log_group=f"/aws/apigateway/{base}-api",
         event_bus=f"{base}-events",
         event_archive=f"{base}-events",
         event_rule=f"{base}-lifecycle",
@@ -324,11 +340,27 @@ def shared_names(project: str, account_id: str) -> SharedNames:
         team_repository=f"{project}-ml",
         state_bucket=f"{base}-state-{account_id}",
         secrets_key_alias=f"alias/{base}-pulumi-secrets",
+        ephemeral_secrets_key_alias=f"alias/{base}-pulumi-secrets-ephemeral",
         preview_role=f"{base}-ci-preview",
         deploy_role=f"{base}-ci-deploy",
+        deploy_protected_role=f"{base}-ci-deploy-protected",
         promote_role=f"{base}-ci-promote",
+        promote_protected_role=f"{base}-ci-promote-protected",
         role_boundary=f"{base}-role-boundary",
+        api_gateway_logs_role=f"{base}-apigateway-logs",
     )
+
+
+def deploy_environment(stack: BranchStack) -> str:
+    """The GitHub environment a stack's deploy job runs in."""
+    return f"{DEPLOY_ENVIRONMENT_PREFIX}{stack.stack}"
+
+
+def approval_environment(approval: str, stack: BranchStack) -> str:
+    """The approval environment of a stack: shared by ephemeral stacks, its own when protected."""
+    if approval not in APPROVAL_ENVIRONMENTS:
+        raise NamingError(f"{approval!r} is not one of {', '.join(APPROVAL_ENVIRONMENTS)}")
+    return f"{approval}/{stack.stack}" if stack.protected else approval
 
 
 def shared_prefix(project: str) -> str:

@@ -16,23 +16,31 @@ Order, so that a failure changes as little as possible:
 
 1. Inputs (repository, reviewers, region, token, pulumi CLI): a bad one stops
    with exit 2 before anything is asked of anyone.
-2. GitHub reads: the repository, each reviewer's numeric id (an unknown login
-   stops with exit 2), the approval environments, the variables. A 401, 403
-   or 404 here stops with nothing changed: not GitHub, not AWS.
-3. The shared stack (below), which yields the values of the variables.
-4. GitHub writes, only where the current value differs: PUT the environment
-   (required reviewers; every branch may deploy to it), POST a missing
-   variable, PATCH a different one.
+2. GitHub reads: the repository, its OIDC subject template (a customized one
+   stops with exit 2: the roles trust the default), each reviewer's numeric id
+   (an unknown login stops with exit 2), the environments, the variables. A
+   401, 403 or 404 here stops with nothing changed: not GitHub, not AWS.
+3. The shared stack (below), which yields the values of the variables; its
+   `githubRepository` is the repository's name as GitHub spells it (the roles'
+   `sub` match is case-sensitive), not as typed.
+4. GitHub writes, only where the current value differs: PUT each environment
+   (required reviewers on the approval ones; every branch may use the shared
+   approval environments, a protected stack's own admit its branch alone) and
+   its deployment-branch policy, POST a missing variable, PATCH a different one.
+   Until this step has run, the protected stacks' environments the new roles
+   trust may not exist yet (GitHub creates a missing one, unguarded, for any
+   job naming it): a run that failed here must be re-run before anyone pushes.
 5. A table of what changed and what was already right, on stdout and in the
    GitHub step summary.
 
-The approval environments allow every branch (deployment_branch_policy null)
-on purpose: every branch has its own pipeline and stack, and promotes its own
-model, so restricting them to protected branches would leave feature branches
-no way to promote at all. The gate is the required reviewers, who see the
-branch and commit they approve; the promote role trusts only these
-environments, and `scripts.preflight` refuses to move traffic when one of
-them has no required reviewer. Reviewers are users (login -> numeric id).
+The shared approval environments allow every branch (deployment_branch_policy
+null) on purpose: every branch has its own pipeline and stack, and promotes its
+own model. The gate is the required reviewers, who see the branch and commit
+they approve; the ephemeral promote role trusts only these environments, and
+`scripts.preflight` refuses to move traffic when one has no required reviewer.
+Each protected stack has its own: `branch/<stack>` (deploy) and
+`<approval>/<stack>`, each limited to that branch, which the protected roles
+trust (docs/access.md). Reviewers are users (login -> numeric id).
 
 The shared stack: where its state lives
 ---------------------------------------
@@ -82,6 +90,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import quote
 
 from infra import config, naming
 from scripts import aws, github, summary
@@ -93,15 +102,21 @@ STATE_DIR_NAME = ".pulumi-bootstrap"
 SHARED = naming.SHARED_STACK
 
 APPROVAL_ENVIRONMENTS = naming.APPROVAL_ENVIRONMENTS
+# GitHub's default OIDC subject template: `repo:OWNER/NAME:<context>`.
+DEFAULT_SUBJECT_CLAIMS = ("repo", "context")
 
 # Repository variable the workflows read -> the shared stack output it holds.
+# A job picks the role and the secrets key of its stack's kind (docs/access.md).
 VARIABLES: Mapping[str, str] = {
     "AWS_PREVIEW_ROLE_ARN": "ci_preview_role_arn",
     "AWS_DEPLOY_ROLE_ARN": "ci_deploy_role_arn",
+    "AWS_DEPLOY_PROTECTED_ROLE_ARN": "ci_deploy_protected_role_arn",
     "AWS_PROMOTE_ROLE_ARN": "ci_promote_role_arn",
+    "AWS_PROMOTE_PROTECTED_ROLE_ARN": "ci_promote_protected_role_arn",
     "AWS_REGION": "region",
     "PULUMI_BACKEND_URL": "backend_url",
     "PULUMI_SECRETS_PROVIDER": "secrets_provider",
+    "PULUMI_EPHEMERAL_SECRETS_PROVIDER": "ephemeral_secrets_provider",
 }
 
 # GitHub allows up to six required reviewers per environment.
@@ -128,6 +143,7 @@ class Inputs:
     skip_stack: bool
     outputs: Mapping[str, Any] | None  # --outputs-file with --skip-stack
     dry_run: bool
+    settings: config.Settings  # the shared stack's: which branches are protected
 
     @property
     def repo(self) -> str:
@@ -226,6 +242,10 @@ def check_inputs(args: argparse.Namespace, root: Path) -> Inputs:
             "--outputs-file goes with --skip-stack (otherwise the stack's own outputs are used)"
         )
     outputs = load_outputs_file(args.outputs_file) if args.outputs_file else None
+    try:
+        settings = config.settings_for_stack(SHARED, root)
+    except (config.ConfigError, naming.NamingError) as error:
+        raise aws.UsageError(f"{error}; nothing was changed") from None
     return Inputs(
         owner=owner,
         name=name,
@@ -235,6 +255,7 @@ def check_inputs(args: argparse.Namespace, root: Path) -> Inputs:
         skip_stack=args.skip_stack,
         outputs=outputs,
         dry_run=args.dry_run,
+        settings=settings,
     )
 
 
@@ -482,12 +503,16 @@ class SharedStack:
         inputs: Inputs,
         project: str,
         progress: Progress,
+        *,
+        repository: str,
     ) -> None:
         self.pulumi = pulumi
         self.state = state
         self.inputs = inputs
         self.project = project
         self.progress = progress
+        # As GitHub spells it: the roles' `sub` match is case-sensitive.
+        self.repository = repository
 
     def candidates(self, variable: str | None) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []
@@ -502,7 +527,7 @@ class SharedStack:
 
     def configure(self, backend: Backend) -> None:
         for key, value in (
-            (f"{self.project}:githubRepository", self.inputs.repo),
+            (f"{self.project}:githubRepository", self.repository),
             ("aws:region", self.inputs.region),
         ):
             self.pulumi.run(backend, "config", "set", key, value, "--stack", SHARED)
@@ -586,12 +611,49 @@ class Reviewer:
 
 
 @dataclasses.dataclass(frozen=True)
+class WantedEnvironment:
+    """An environment the CI roles' trust relies on, and what guards it."""
+
+    name: str
+    branch: str | None  # the one branch its jobs may run for; None: every branch
+    reviewed: bool  # required reviewers gate it (approval) or not (deploy)
+
+
+def wanted_environments(settings: config.Settings) -> tuple[WantedEnvironment, ...]:
+    """The approval environments, and per protected stack its deploy and approval ones.
+
+    GitHub's token names a job's environment, not its branch, so a protected
+    stack's environments must admit its branch alone (a deployment-branch
+    policy): the protected roles trust exactly these names. GitHub creates an
+    environment a job names on first use, unguarded; bootstrap creates them first.
+    """
+    wanted = [WantedEnvironment(a, None, True) for a in APPROVAL_ENVIRONMENTS]
+    for branch in dict.fromkeys([settings.default_branch, *settings.protected_branches]):
+        stack = settings.branch_stack(branch)
+        wanted.append(WantedEnvironment(naming.deploy_environment(stack), branch, False))
+        wanted += [
+            WantedEnvironment(naming.approval_environment(a, stack), branch, True)
+            for a in APPROVAL_ENVIRONMENTS
+        ]
+    return tuple(wanted)
+
+
+def environment_path(repo: str, name: str) -> str:
+    # Environment names may hold '/', which must stay inside one path segment.
+    return f"{repo}/environments/{quote(name, safe='')}"
+
+
+@dataclasses.dataclass(frozen=True)
 class EnvironmentState:
     """What an environment is now (None: it does not exist) and what it should be."""
 
     name: str
     current: Mapping[str, Any] | None
     reviewers: tuple[Reviewer, ...]
+    branch: str | None = None
+    reviewed: bool = True
+    # Its custom deployment-branch policies: (id, name, type); () when none.
+    branch_policies: tuple[tuple[int, str, str], ...] = ()
 
     def current_reviewers(self) -> set[tuple[str, int]]:
         return {(kind, ident) for kind, ident, _ in github.reviewers_of(self.current or {})}
@@ -599,14 +661,34 @@ class EnvironmentState:
     def current_policy(self) -> Any:
         return (self.current or {}).get("deployment_branch_policy")
 
+    def wanted_policy(self) -> dict[str, bool] | None:
+        if self.branch is None:
+            return None
+        return {"protected_branches": False, "custom_branch_policies": True}
+
+    def stray_policies(self) -> list[tuple[int, str, str]]:
+        """Branch policies that admit more than the one branch (all of them for None)."""
+        return [p for p in self.branch_policies if (p[1], p[2]) != (self.branch, "branch")]
+
+    def missing_policy(self) -> bool:
+        return self.branch is not None and (self.branch, "branch") not in {
+            (name, kind) for _, name, kind in self.branch_policies
+        }
+
     def body(self) -> dict[str, Any]:
-        # Every branch has its own pipeline and stack, so every branch must be able
-        # to reach its approval: the required reviewers are the gate, not the branch
-        # (deployment_branch_policy null = all branches). Settings bootstrap does not
-        # own (a wait timer, prevent self-review) are sent back as they are.
+        # An ephemeral stack's approval admits every branch (each promotes its
+        # own model; the required reviewers are the gate). A protected stack's
+        # environments admit its branch only: the protected roles trust them.
+        # Settings bootstrap does not own (a wait timer, prevent self-review, a
+        # deploy environment's reviewers) are sent back as they are.
+        reviewers = (
+            [{"type": "User", "id": r.id} for r in self.reviewers]
+            if self.reviewed
+            else [{"type": kind, "id": ident} for kind, ident in sorted(self.current_reviewers())]
+        )
         body: dict[str, Any] = {
-            "reviewers": [{"type": "User", "id": r.id} for r in self.reviewers],
-            "deployment_branch_policy": None,
+            "reviewers": reviewers,
+            "deployment_branch_policy": self.wanted_policy(),
         }
         for rule in (self.current or {}).get("protection_rules") or []:
             if rule.get("type") == "wait_timer" and rule.get("wait_timer"):
@@ -619,14 +701,20 @@ class EnvironmentState:
         wanted = {("User", r.id) for r in self.reviewers}
         return (
             self.current is not None
-            and self.current_reviewers() == wanted
-            and self.current_policy() is None
+            and (not self.reviewed or self.current_reviewers() == wanted)
+            and self.current_policy() == self.wanted_policy()
+            and not self.missing_policy()
+            and not (self.branch is not None and self.stray_policies())
         )
 
     def describe(self) -> str:
-        wanted = ", ".join(r.login for r in self.reviewers)
+        wanted = ", ".join(r.login for r in self.reviewers) if self.reviewed else "unchanged"
+        target = "all branches" if self.branch is None else f"branch {self.branch} only"
         if self.current is None:
-            return f"reviewers {wanted}; all branches"
+            return f"reviewers {wanted}; {target}"
+        if self.branch is not None:
+            policies = ", ".join(name for _, name, _ in self.branch_policies) or "none"
+            return f"reviewers {wanted}; branches {policies} -> {target}"
         had = sorted(str(login) for _, _, login in github.reviewers_of(self.current)) or ["none"]
         policy = self.current_policy()
         if policy is None:
@@ -682,6 +770,43 @@ def resolve_reviewers(client: github.Client, logins: Sequence[str]) -> tuple[Rev
     return tuple(found)
 
 
+def check_subject_template(client: github.Client, inputs: Inputs, owner_type: str) -> None:
+    """The CI roles trust GitHub's default OIDC subject: refuse a repository that changed it.
+
+    With a customized template the `sub` no longer reads `repo:O/R:ref:...` or
+    `repo:O/R:environment:...`, and no role could be assumed (or, worse, a
+    wildcard pattern would match what it was never meant to).
+    """
+    repo = _repo_path(inputs)
+    template = client.get(
+        f"{repo}/actions/oidc/customization/sub",
+        doing="reading the repository's OIDC subject template",
+        needs=github.ACTIONS_READ,
+        missing_ok=True,
+    )
+    where, keys = None, None
+    if template and not template.get("use_default", True):
+        where, keys = f"repository {inputs.repo}", template.get("include_claim_keys")
+    elif owner_type == "Organization":
+        # A repository on the default template gets its organization's.
+        org = client.get(
+            f"/orgs/{inputs.owner}/actions/oidc/customization/sub",
+            doing="reading the organization's OIDC subject template",
+            needs=github.PUBLIC,
+            missing_ok=True,
+        )
+        if org and org.get("include_claim_keys") not in (None, list(DEFAULT_SUBJECT_CLAIMS)):
+            where, keys = f"organization {inputs.owner}", org.get("include_claim_keys")
+    if where is not None and keys != list(DEFAULT_SUBJECT_CLAIMS):
+        raise aws.UsageError(
+            f"the {where} customizes GitHub's OIDC subject (claims {keys}); the CI roles "
+            f"trust the default one (repo, context: `repo:{inputs.repo}:ref:...`, "
+            f"`...:environment:NAME`, `...:pull_request`). Reset it with "
+            f"`gh api -X PUT {repo}/actions/oidc/customization/sub -F use_default=true` "
+            "(docs/access.md); nothing was changed"
+        )
+
+
 def read_github(client: github.Client, inputs: Inputs, want_variables: bool) -> GitHubState:
     """Every GET, before anything changes: a refusal here leaves everything as it was."""
     repo = _repo_path(inputs)
@@ -695,19 +820,11 @@ def read_github(client: github.Client, inputs: Inputs, want_variables: bool) -> 
             "needs the admin role (ask an owner to run bootstrap, or to make you admin); "
             "nothing was changed"
         )
+    check_subject_template(client, inputs, str((repository.get("owner") or {}).get("type", "")))
     reviewers = resolve_reviewers(client, inputs.reviewers)
     environments = tuple(
-        EnvironmentState(
-            name=name,
-            current=client.get(
-                f"{repo}/environments/{name}",
-                doing=f"reading environment {name}",
-                needs=github.ACTIONS_READ,
-                missing_ok=True,
-            ),
-            reviewers=reviewers,
-        )
-        for name in APPROVAL_ENVIRONMENTS
+        _read_environment(client, repo, wanted, reviewers)
+        for wanted in wanted_environments(inputs.settings)
     )
     variables: dict[str, str | None] = {}
     if want_variables:
@@ -722,11 +839,44 @@ def read_github(client: github.Client, inputs: Inputs, want_variables: bool) -> 
     return GitHubState(repository, environments, variables)
 
 
+def _read_environment(
+    client: github.Client, repo: str, wanted: WantedEnvironment, reviewers: tuple[Reviewer, ...]
+) -> EnvironmentState:
+    path = environment_path(repo, wanted.name)
+    current = client.get(
+        path, doing=f"reading environment {wanted.name}", needs=github.ACTIONS_READ, missing_ok=True
+    )
+    policies: tuple[tuple[int, str, str], ...] = ()
+    policy = (current or {}).get("deployment_branch_policy") or {}
+    if policy.get("custom_branch_policies"):
+        listed = client.get(
+            f"{path}/deployment-branch-policies",
+            doing=f"reading the branch policies of environment {wanted.name}",
+            needs=github.ACTIONS_READ,
+        )
+        policies = tuple(
+            (int(p["id"]), str(p["name"]), str(p.get("type", "branch")))
+            for p in listed.get("branch_policies") or []
+        )
+    return EnvironmentState(
+        name=wanted.name,
+        current=current,
+        reviewers=reviewers,
+        branch=wanted.branch,
+        reviewed=wanted.reviewed,
+        branch_policies=policies,
+    )
+
+
 def plan_environments(state: GitHubState, dry_run: bool) -> list[Change]:
     changes = []
     for environment in state.environments:
         if environment.up_to_date():
-            detail = f"reviewers {', '.join(r.login for r in environment.reviewers)}"
+            detail = (
+                f"reviewers {', '.join(r.login for r in environment.reviewers)}"
+                if environment.reviewed
+                else f"branch {environment.branch} only"
+            )
             changes.append(Change("environment", environment.name, UNCHANGED, detail))
         elif environment.current is None:
             result = WOULD_CREATE if dry_run else CREATED
@@ -775,16 +925,21 @@ def write_github(
         for environment in state.environments:
             if environment.up_to_date():
                 continue
+            path = environment_path(repo, environment.name)
             answer = client.write(
                 "PUT",
-                f"{repo}/environments/{environment.name}",
+                path,
                 environment.body(),
                 doing=f"configuring environment {environment.name}",
                 needs=github.ADMINISTRATION_WRITE,
                 hint_422=github.PLAN_NOTE,
             )
+            _write_branch_policies(client, path, environment)
             kept = {(kind, ident) for kind, ident, _ in github.reviewers_of(answer or {})}
-            if answer is not None and not {("User", r.id) for r in environment.reviewers} <= kept:
+            wanted = (
+                {("User", r.id) for r in environment.reviewers} if environment.reviewed else set()
+            )
+            if answer is not None and not wanted <= kept:
                 raise aws.ScriptError(
                     f"GitHub saved environment {environment.name} without its required "
                     f"reviewers: {github.PLAN_NOTE}. Until it has them, preflight refuses "
@@ -820,6 +975,28 @@ def write_github(
         if isinstance(error, github.GitHubError):
             raise type(error)(message, error.status) from None
         raise type(error)(message) from None
+
+
+def _write_branch_policies(client: github.Client, path: str, environment: EnvironmentState) -> None:
+    """Exactly one branch may deploy to a protected stack's environment: add it, drop others."""
+    if environment.branch is None:
+        return
+    if environment.missing_policy():
+        client.write(
+            "POST",
+            f"{path}/deployment-branch-policies",
+            {"name": environment.branch, "type": "branch"},
+            doing=f"limiting environment {environment.name} to branch {environment.branch}",
+            needs=github.ADMINISTRATION_WRITE,
+        )
+    for ident, name, _ in environment.stray_policies():
+        client.write(
+            "DELETE",
+            f"{path}/deployment-branch-policies/{ident}",
+            {},
+            doing=f"removing branch policy {name!r} from environment {environment.name}",
+            needs=github.ADMINISTRATION_WRITE,
+        )
 
 
 # ---------------------------------------------------------------- report
@@ -902,6 +1079,7 @@ def run(
             inputs,
             project,
             progress,
+            repository=str(state.repository.get("full_name") or inputs.repo),
         )
         result = stack.deploy(state.variables.get("PULUMI_BACKEND_URL"))
         changes.append(result.change)

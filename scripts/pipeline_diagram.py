@@ -32,7 +32,7 @@ GENERATED = (
     "edit the workflows, then run it (a test fails while this is stale). -->"
 )
 TRIGGER_ORDER = ("push", "pull_request", "delete", "schedule", "workflow_dispatch")
-_ROLE = re.compile(r"vars\.AWS_([A-Z]+)_ROLE_ARN")
+_ROLE = re.compile(r"vars\.AWS_([A-Z_]+)_ROLE_ARN")
 _NOX = re.compile(r"python -m nox\b(?P<args>[^\n]*)")
 _SCRIPT = re.compile(r"python -m (scripts\.\w+)")
 _EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
@@ -203,7 +203,10 @@ def _job(
         for name, value in given.items():
             environment = environment.replace("{" + name + "}", _plain(str(value)))
         job.environment = job.environment or environment
-        job.roles += [r.lower() for r in _ROLE.findall(yaml.safe_dump(body.get("steps") or []))]
+        job.roles += [
+            r.lower().replace("_", "-")
+            for r in _ROLE.findall(yaml.safe_dump(body.get("steps") or []))
+        ]
         job.runs += _runs(body.get("steps") or [], inputs, given)
         if not job.concurrency and body.get("concurrency"):
             job.concurrency = _concurrency(body.get("concurrency"))

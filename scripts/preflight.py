@@ -22,6 +22,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from urllib.parse import quote
 
 from scripts import aws, github, summary
 
@@ -66,7 +67,8 @@ def check(client: github.Client, repo: str, environment: str) -> list[str]:
     """The reviewers of an environment that gates; Refused (exit 1) when it does not gate."""
     owner, name = github.parse_repo(repo)
     current = client.get(
-        f"/repos/{owner}/{name}/environments/{environment}",
+        # Protected stacks' approval environments hold a '/': one path segment.
+        f"/repos/{owner}/{name}/environments/{quote(environment, safe='')}",
         doing=f"reading environment {environment} of {repo}",
         needs=github.ACTIONS_READ,
         missing_ok=True,

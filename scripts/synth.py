@@ -357,10 +357,24 @@ def _tree_order(resources: list[Registration]) -> list[Registration]:
     return ordered
 
 
+SECRET_MASK = "[secret]"
+
+
+def masked(value: Any) -> Any:
+    """Inputs as `pulumi preview --json` shows them: every secret's value replaced."""
+    if rpc.is_rpc_secret(value):
+        return SECRET_MASK
+    if isinstance(value, Mapping):
+        return {k: masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(v) for v in value]
+    return value
+
+
 def inventory_rows(synthesis: Synthesis) -> list[dict[str, Any]]:
     rows = []
     for r in _tree_order(synthesis.resources):
-        settings = {k: r.inputs[k] for k in _INTERESTING if k in r.inputs}
+        settings = {k: masked(r.inputs[k]) for k in _INTERESTING if k in r.inputs}
         rows.append(
             {
                 "type": r.type,
@@ -371,6 +385,9 @@ def inventory_rows(synthesis: Synthesis) -> list[dict[str, Any]]:
                 "protect": r.protect,
                 "ignore_changes": r.ignore_changes,
                 "settings": settings,
+                # Everything the resource is given (policies included), for
+                # reviewers and the access tests; the table shows `settings`.
+                "inputs": masked(r.inputs),
             }
         )
     return rows

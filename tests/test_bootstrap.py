@@ -18,11 +18,12 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pytest
 import responses
 
-from infra import config
+from infra import config, naming
 from scripts import bootstrap, github
 
 API = "https://api.github.test"
@@ -37,9 +38,12 @@ OUTPUTS = {
     "ci_preview_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlship-ci-preview",
     "ci_deploy_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlship-ci-deploy",
     "ci_promote_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlship-ci-promote",
+    "ci_deploy_protected_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlship-ci-deploy-protected",
+    "ci_promote_protected_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlship-ci-promote-protected",
     "state_bucket": BUCKET,
     "backend_url": S3,
     "secrets_provider": "awskms://alias/mlship-state?region=eu-west-1",
+    "ephemeral_secrets_provider": "awskms://alias/mlship-state-ephemeral?region=eu-west-1",
     "region": "eu-west-1",
     "oidc_provider_arn": (
         f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
@@ -48,10 +52,13 @@ OUTPUTS = {
 VARIABLES = {
     "AWS_PREVIEW_ROLE_ARN": OUTPUTS["ci_preview_role_arn"],
     "AWS_DEPLOY_ROLE_ARN": OUTPUTS["ci_deploy_role_arn"],
+    "AWS_DEPLOY_PROTECTED_ROLE_ARN": OUTPUTS["ci_deploy_protected_role_arn"],
     "AWS_PROMOTE_ROLE_ARN": OUTPUTS["ci_promote_role_arn"],
+    "AWS_PROMOTE_PROTECTED_ROLE_ARN": OUTPUTS["ci_promote_protected_role_arn"],
     "AWS_REGION": "eu-west-1",
     "PULUMI_BACKEND_URL": S3,
     "PULUMI_SECRETS_PROVIDER": OUTPUTS["secrets_provider"],
+    "PULUMI_EPHEMERAL_SECRETS_PROVIDER": OUTPUTS["ephemeral_secrets_provider"],
 }
 ARGS = ["--repo", REPO, "--reviewers", "alice,bob", "--region", "eu-west-1"]
 
@@ -65,6 +72,7 @@ class FakeGitHub:
     def __init__(self, mock: responses.RequestsMock) -> None:
         self.repository: dict[str, Any] = {
             "full_name": REPO,
+            "owner": {"login": REPO.split("/", maxsplit=1)[0], "type": "Organization"},
             "private": False,
             "visibility": "public",
             "permissions": {"admin": True, "push": True, "pull": True},
@@ -73,6 +81,10 @@ class FakeGitHub:
             login: {"login": login, "id": ident, "type": "User"} for login, ident in USERS.items()
         }
         self.environments: dict[str, dict[str, Any]] = {}
+        # environment -> its custom deployment-branch policies
+        self.branch_policies: dict[str, list[dict[str, Any]]] = {}
+        self.subject_template: dict[str, Any] = {"use_default": True}
+        self.org_subject_template: dict[str, Any] | None = None  # None: never set (404)
         self.variables: dict[str, str] = {}
         self.calls: list[tuple[str, str, Any]] = []
         self.failures: list[tuple[str, re.Pattern[str], int, dict[str, str], str]] = []
@@ -129,15 +141,28 @@ class FakeGitHub:
                 return self.answer(status, {"message": message or "Failed"}, headers)
         return None
 
-    def route(self, method: str, path: str, body: Any) -> tuple[int, dict[str, str], str]:
+    def route(  # noqa: PLR0911 - one return per endpoint
+        self, method: str, path: str, body: Any
+    ) -> tuple[int, dict[str, str], str]:
         repo = f"/repos/{REPO}"
         if method == "GET" and path == repo:
             return self.answer(200, self.repository)
         if match := re.fullmatch(r"/users/([^/]+)", path):
             user = self.users.get(match.group(1))
             return self.answer(200, user) if user else self.answer(404, {"message": "Not Found"})
+        if method == "GET" and path == f"{repo}/actions/oidc/customization/sub":
+            return self.answer(200, self.subject_template)
+        if (
+            method == "GET"
+            and path == f"/orgs/{REPO.split('/', maxsplit=1)[0]}/actions/oidc/customization/sub"
+        ):
+            found = self.org_subject_template
+            return self.answer(200, found) if found else self.answer(404, {"message": "Not Found"})
+        policies = r"/environments/([^/]+)/deployment-branch-policies(?:/(\d+))?"
+        if match := re.fullmatch(re.escape(repo) + policies, path):
+            return self.on_branch_policy(method, unquote(match.group(1)), match.group(2), body)
         if match := re.fullmatch(re.escape(repo) + r"/environments/([^/]+)", path):
-            return self.on_environment(method, match.group(1), body)
+            return self.on_environment(method, unquote(match.group(1)), body)
         if match := re.fullmatch(re.escape(repo) + r"/actions/variables(?:/([^/]+))?", path):
             return self.on_variable(method, match.group(1), body)
         return self.answer(404, {"message": "Not Found"})
@@ -149,11 +174,28 @@ class FakeGitHub:
         if method == "PUT":
             logins = {ident: login for login, ident in USERS.items()}
             reviewers = [] if self.drop_reviewers else [logins[r["id"]] for r in body["reviewers"]]
+            if not (body["deployment_branch_policy"] or {}).get("custom_branch_policies"):
+                self.branch_policies.pop(name, None)  # GitHub drops them with the setting
             extra = {"deployment_branch_policy": body["deployment_branch_policy"]}
             for key in ("wait_timer", "prevent_self_review"):
                 if key in body:
                     extra[key] = body[key]
             return self.answer(200, self.environment(name, reviewers, **extra))
+        return self.answer(405, {"message": "Method Not Allowed"})
+
+    def on_branch_policy(self, method: str, environment: str, ident: str | None, body: Any):
+        if environment not in self.environments:
+            return self.answer(404, {"message": "Not Found"})
+        policies = self.branch_policies.setdefault(environment, [])
+        if method == "GET" and ident is None:
+            return self.answer(200, {"total_count": len(policies), "branch_policies": policies})
+        if method == "POST" and ident is None:
+            policy = {"id": 900 + len(policies), "name": body["name"], "type": body["type"]}
+            policies.append(policy)
+            return self.answer(200, policy)
+        if method == "DELETE" and ident is not None:
+            self.branch_policies[environment] = [p for p in policies if p["id"] != int(ident)]
+            return 204, {}, ""
         return self.answer(405, {"message": "Method Not Allowed"})
 
     def on_variable(self, method: str, name: str | None, body: Any):
@@ -335,10 +377,45 @@ def _environment_body(*ids: int) -> dict[str, Any]:
     }
 
 
+WANTED = bootstrap.wanted_environments(config.settings_for_stack("shared"))
+CUSTOM = {"protected_branches": False, "custom_branch_policies": True}
+
+
+def _guarded(gh: FakeGitHub, wanted: bootstrap.WantedEnvironment, reviewers: list[str]) -> None:
+    """An environment as bootstrap leaves it."""
+    if wanted.branch is None:
+        gh.environment(wanted.name, reviewers)
+        return
+    gh.environment(
+        wanted.name, reviewers if wanted.reviewed else [], deployment_branch_policy=CUSTOM
+    )
+    gh.branch_policies[wanted.name] = [{"id": 1, "name": wanted.branch, "type": "branch"}]
+
+
 def _configure_everything(gh: FakeGitHub, reviewers: list[str]) -> None:
-    for name in bootstrap.APPROVAL_ENVIRONMENTS:
-        gh.environment(name, reviewers)
+    for wanted in WANTED:
+        _guarded(gh, wanted, reviewers)
     gh.variables.update(VARIABLES)
+
+
+def _environment_writes(reviewer_ids: tuple[int, ...] = (501, 502)) -> list[tuple[str, str, Any]]:
+    """What a first run writes for each environment, in order."""
+    writes: list[tuple[str, str, Any]] = []
+    for wanted in WANTED:
+        path = f"/repos/{REPO}/environments/{quote(wanted.name, safe='')}"
+        body = _environment_body(*reviewer_ids) if wanted.reviewed else _environment_body()
+        if wanted.branch is None:
+            writes.append(("PUT", path, body))
+            continue
+        writes.append(("PUT", path, {**body, "deployment_branch_policy": CUSTOM}))
+        writes.append(
+            (
+                "POST",
+                f"{path}/deployment-branch-policies",
+                {"name": wanted.branch, "type": "branch"},
+            )
+        )
+    return writes
 
 
 def _remote_stack(world: World) -> None:
@@ -416,13 +493,16 @@ def test_first_run_deploys_locally_migrates_and_configures_github(
 
     repo = f"/repos/{REPO}"
     assert gh.writes == [
-        ("PUT", f"{repo}/environments/canary-promotion", _environment_body(501, 502)),
-        ("PUT", f"{repo}/environments/api-release", _environment_body(501, 502)),
+        *_environment_writes(),
         *[
             ("POST", f"{repo}/actions/variables", {"name": name, "value": value})
             for name, value in VARIABLES.items()
         ],
     ]
+    # Every protected stack's environments admit its branch alone.
+    for wanted in WANTED:
+        if wanted.branch is not None:
+            assert [p["name"] for p in gh.branch_policies[wanted.name]] == [wanted.branch]
     # Every read happened before the first write.
     methods = [method for method, _, _ in gh.calls]
     assert "GET" not in methods[methods.index("PUT") :]
@@ -431,7 +511,7 @@ def test_first_run_deploys_locally_migrates_and_configures_github(
         "| environment | canary-promotion | created | reviewers alice, bob; all branches |" in out
     )
     assert f"| variable | PULUMI_BACKEND_URL | created | {S3} |" in out
-    assert "9 changed, 0 already right." in out
+    assert f"{1 + len(WANTED) + len(VARIABLES)} changed, 0 already right." in out
     assert "Commit `Pulumi.shared.yaml`" in out
     assert out.strip() in _summary(tmp_path)
     assert "bootstrap: [local] $ pulumi up --yes --stack shared" in err
@@ -459,7 +539,7 @@ def test_second_run_changes_nothing_and_says_so(
     ]
     assert "Nothing to change: everything was already as wanted." in out
     assert "| stack | shared | unchanged |" in out
-    assert out.count("| unchanged |") == 1 + 2 + 6
+    assert out.count("| unchanged |") == 1 + len(WANTED) + len(VARIABLES)
 
 
 def test_a_fresh_clone_finds_the_state_through_the_repository_variable(
@@ -486,7 +566,7 @@ def test_stack_changes_are_applied_on_the_bucket_backend(gh: FakeGitHub, world: 
     assert code == 0
     assert ("s3", "up --yes") in world.commands()
     assert "| stack | shared | updated |" in out
-    assert "1 changed, 8 already right." in out
+    assert f"1 changed, {len(WANTED) + len(VARIABLES)} already right." in out
 
 
 def test_backend_url_flag_wins(gh: FakeGitHub, world: World, run) -> None:
@@ -548,7 +628,7 @@ def test_an_unreadable_backend_stops_before_anything(gh: FakeGitHub, world: Worl
 
 def test_a_changed_reviewer_updates_only_that_environment(gh: FakeGitHub, world: World, run):
     _remote_stack(world)
-    gh.variables.update(VARIABLES)
+    _configure_everything(gh, ["alice", "bob"])
     gh.environment("canary-promotion", ["alice", "carol"])
     gh.environment("api-release", ["bob", "alice"])  # order does not matter
 
@@ -571,8 +651,7 @@ def test_a_branch_restriction_is_lifted_and_other_settings_are_kept(
     gh: FakeGitHub, world: World, run
 ) -> None:
     _remote_stack(world)
-    gh.variables.update(VARIABLES)
-    gh.environment("api-release", ["alice", "bob"])
+    _configure_everything(gh, ["alice", "bob"])
     gh.environment(
         "canary-promotion",
         ["alice", "bob"],
@@ -666,11 +745,12 @@ def test_a_refused_write_stops_there_and_says_what_changed(gh: FakeGitHub, world
     assert "creating variable AWS_PREVIEW_ROLE_ARN: the token may not do this (403" in err
     assert "Variables: write" in err
     assert "GitHub accepts: actions_variables=write" in err
-    assert "changed before it: environment canary-promotion, environment api-release" in err
+    environments = ", ".join(f"environment {w.name}" for w in WANTED)
+    assert f"changed before it: {environments}" in err
     assert "run bootstrap again once fixed" in err
     # Nothing was attempted after the refusal.
     assert gh.calls[-1][:2] == ("POST", f"/repos/{REPO}/actions/variables")
-    assert [m for m, _, _ in gh.writes] == ["PUT", "PUT", "POST"]
+    assert gh.writes == [*_environment_writes(), gh.writes[-1]]
 
 
 def test_a_refused_first_write_changed_nothing(gh: FakeGitHub, world: World, run) -> None:
@@ -825,13 +905,13 @@ def test_dry_run_changes_nothing(gh: FakeGitHub, world: World, run, tmp_path: Pa
     assert "| stack | shared | would create |" in out
     assert "| environment | canary-promotion | would create |" in out
     assert "| variable | AWS_REGION | would set |" in out
-    assert "9 would change, 0 already right." in out
+    assert f"{1 + len(WANTED) + len(VARIABLES)} would change, 0 already right." in out
 
 
 def test_dry_run_on_a_deployed_stack_previews_only(gh: FakeGitHub, world: World, run) -> None:
     _remote_stack(world)
-    gh.environment("canary-promotion", ["alice", "bob"])
-    gh.variables.update(VARIABLES)
+    _configure_everything(gh, ["alice", "bob"])
+    del gh.environments["api-release"]
 
     code, out, _ = run(*ARGS, "--dry-run")
 
@@ -843,7 +923,8 @@ def test_dry_run_on_a_deployed_stack_previews_only(gh: FakeGitHub, world: World,
         ("s3", "preview --stack"),
     ]
     assert "| environment | api-release | would create |" in out
-    assert "1 would change, 8 already right." in out
+    # The stack (unchanged), every other environment, every variable.
+    assert f"1 would change, {1 + len(WANTED) - 1 + len(VARIABLES)} already right." in out
 
 
 def test_skip_stack_with_an_outputs_file(gh: FakeGitHub, world: World, run, tmp_path: Path):
@@ -866,7 +947,7 @@ def test_skip_stack_alone_configures_the_environments_only(
     code, out, _ = run(*ARGS, "--skip-stack")
 
     assert code == 0
-    assert [m for m, _, _ in gh.writes] == ["PUT", "PUT"]
+    assert gh.writes == _environment_writes()
     assert not any("/actions/variables" in path for _, path, _ in gh.calls)
     assert "| variable | AWS_REGION | skipped |" in out
 
@@ -924,3 +1005,107 @@ def test_a_token_with_a_newline_is_refused_without_echoing_it(
 
 
 # ---------------------------------------------------------------- contract
+
+
+# ---------------------------------------------------------------- what the trust relies on
+
+
+def protected_wanted() -> list[bootstrap.WantedEnvironment]:
+    return [w for w in WANTED if w.branch is not None]
+
+
+def test_each_protected_stack_gets_environments_open_to_its_branch_alone() -> None:
+    settings = config.settings_for_stack("shared")
+    protected = list(dict.fromkeys([settings.default_branch, *settings.protected_branches]))
+    for branch in protected:
+        stack = settings.branch_stack(branch)
+        mine = {w.name: w for w in WANTED if w.branch == branch}
+        assert set(mine) == {
+            naming.deploy_environment(stack),
+            *(naming.approval_environment(a, stack) for a in naming.APPROVAL_ENVIRONMENTS),
+        }
+        assert not mine[naming.deploy_environment(stack)].reviewed
+    shared = {w.name for w in WANTED if w.branch is None}
+    assert shared == set(naming.APPROVAL_ENVIRONMENTS)
+
+
+def test_a_wider_branch_policy_on_a_protected_environment_is_narrowed(
+    gh: FakeGitHub, world: World, run
+) -> None:
+    _remote_stack(world)
+    _configure_everything(gh, ["alice", "bob"])
+    target = protected_wanted()[0]
+    # Someone let every branch deploy there (`*`), or switched the policy off.
+    gh.branch_policies[target.name] = [
+        {"id": 7, "name": "*", "type": "branch"},
+        {"id": 8, "name": target.branch, "type": "branch"},
+    ]
+
+    code, out, err = run()
+
+    assert code == 0, err
+    path = f"/repos/{REPO}/environments/{quote(target.name, safe='')}"
+    assert [(m, p) for m, p, _ in gh.writes] == [
+        ("PUT", path),
+        ("DELETE", f"{path}/deployment-branch-policies/7"),
+    ]
+    assert [p["name"] for p in gh.branch_policies[target.name]] == [target.branch]
+    assert f"branches *, {target.branch} -> branch {target.branch} only" in out
+
+
+def test_an_environment_open_to_all_branches_is_limited_to_its_own(
+    gh: FakeGitHub, world: World, run
+) -> None:
+    _remote_stack(world)
+    _configure_everything(gh, ["alice", "bob"])
+    target = protected_wanted()[0]
+    gh.environment(target.name, [], deployment_branch_policy=None)
+    gh.branch_policies.pop(target.name)
+
+    assert run()[0] == 0
+
+    assert gh.environments[target.name]["deployment_branch_policy"] == CUSTOM
+    assert [p["name"] for p in gh.branch_policies[target.name]] == [target.branch]
+
+
+def test_the_repository_is_recorded_as_github_spells_it(gh: FakeGitHub, world: World, run):
+    # Typed in lowercase; GitHub's `sub` claim carries the real case, and AWS
+    # matches it case-sensitively.
+    gh.repository["full_name"] = "Octo-Org/ML-Models"
+    code, _, err = run("--repo", REPO.lower(), "--reviewers", "alice,bob", "--region", "eu-west-1")
+
+    assert code == 0, err
+    config_sets = [c["argv"] for c in world.calls() if c["argv"][:2] == ["config", "set"]]
+    assert [
+        "config",
+        "set",
+        "mlship:githubRepository",
+        "Octo-Org/ML-Models",
+        "--stack",
+        "shared",
+    ] in (config_sets)
+
+
+@pytest.mark.parametrize("where", ["repository", "organization"])
+def test_a_customized_oidc_subject_stops_before_anything(
+    gh: FakeGitHub, world: World, run, where: str
+) -> None:
+    keys = ["repo", "context", "job_workflow_ref"]
+    if where == "repository":
+        gh.subject_template = {"use_default": False, "include_claim_keys": keys}
+    else:
+        gh.org_subject_template = {"include_claim_keys": keys}
+
+    code, _, err = run()
+
+    assert code == 2
+    assert f"customizes GitHub's OIDC subject (claims {keys})" in err
+    assert "use_default=true" in err
+    assert gh.writes == []
+    assert world.calls() == []
+
+
+def test_the_default_subject_spelled_out_is_accepted(gh: FakeGitHub, world: World, run) -> None:
+    gh.subject_template = {"use_default": False, "include_claim_keys": ["repo", "context"]}
+    gh.org_subject_template = {"include_claim_keys": ["repo", "context"]}
+    assert run()[0] == 0

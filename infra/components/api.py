@@ -14,6 +14,25 @@ from infra import naming
 from infra.components import type_token
 from infra.components.base import child
 
+AUTHORIZATION = {"iam": "AWS_IAM", "api-key": "NONE", "none": "NONE"}
+# One JSON line per request: who, what, how it ended, how long it took.
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "caller": "$context.identity.caller",
+        "user": "$context.identity.userArn",
+        "apiKeyId": "$context.identity.apiKeyId",
+        "time": "$context.requestTime",
+        "method": "$context.httpMethod",
+        "path": "$context.resourcePath",
+        "status": "$context.status",
+        "latencyMs": "$context.responseLatency",
+        "integrationError": "$context.integrationErrorMessage",
+    },
+    sort_keys=True,
+)
+
 ALIAS_VARIABLE = naming.STAGE_ALIAS_VARIABLE
 
 
@@ -25,6 +44,12 @@ class ApiVersionsArgs:
     function_arn: pulumi.Input[str]
     alias_name: str
     region: str
+    access_log_group: str
+    log_retention_days: int
+    # Who may call: "iam" (SigV4, execute-api:Invoke), "api-key" (usage plan) or "none".
+    auth: str = "iam"
+    throttle_rate_limit: int = 10
+    throttle_burst_limit: int = 20
 
 
 def versions_hash(stages: Mapping[str, str]) -> str:
@@ -36,6 +61,7 @@ class ApiVersions(pulumi.ComponentResource):
     rest_api: aws.apigateway.RestApi
     stages: dict[str, aws.apigateway.Stage]
     urls: dict[str, pulumi.Output[str]]
+    api_key: aws.apigateway.ApiKey | None
 
     def __init__(
         self, name: str, args: ApiVersionsArgs, opts: pulumi.ResourceOptions | None = None
@@ -43,6 +69,10 @@ class ApiVersions(pulumi.ComponentResource):
         super().__init__(type_token("ApiVersions"), name, None, opts)
         if not args.stages:
             raise ValueError("ApiVersions needs at least one version")
+        if args.auth not in AUTHORIZATION:
+            raise ValueError(
+                f"ApiVersions auth {args.auth!r} is not one of {sorted(AUTHORIZATION)}"
+            )
         self.rest_api = aws.apigateway.RestApi(
             name,
             name=args.api_name,
@@ -59,14 +89,15 @@ class ApiVersions(pulumi.ComponentResource):
                 path_part=version,
                 opts=child(self),
             )
-            # The template leaves authentication to the team (IAM auth, a
-            # Cognito or Lambda authorizer, or API keys with a usage plan).
+            # config apiAuth decides who may call; stage throttling bounds
+            # what any caller, signed or not, can cost or set off alarms with.
             method = aws.apigateway.Method(
                 f"{name}-{version}-any",
                 rest_api=self.rest_api.id,
                 resource_id=resource.id,
                 http_method="ANY",
-                authorization="NONE",
+                authorization=AUTHORIZATION[args.auth],
+                api_key_required=args.auth == "api-key",
                 opts=child(self),
             )
             # The alias comes from a stage variable, so the release step can
@@ -141,6 +172,12 @@ class ApiVersions(pulumi.ComponentResource):
             triggers={"versions": versions_hash(args.stages)},
             opts=child(self, depends_on=deployed, retain_on_delete=True),
         )
+        access_logs = aws.cloudwatch.LogGroup(
+            f"{name}-access-logs",
+            name=args.access_log_group,
+            retention_in_days=args.log_retention_days,
+            opts=child(self),
+        )
         self.stages = {}
         self.urls = {}
         for version, stage_name in args.stages.items():
@@ -151,6 +188,10 @@ class ApiVersions(pulumi.ComponentResource):
                 deployment=deployment.id,
                 description=f"Serves /{version} of the model API",
                 variables={ALIAS_VARIABLE: args.alias_name},
+                access_log_settings={
+                    "destination_arn": access_logs.arn,
+                    "format": ACCESS_LOG_FORMAT,
+                },
                 # Pulumi creates the stage; after that the release script owns
                 # which deployment it serves, its variables and its
                 # documentation version (set after human approval), so the next
@@ -159,6 +200,51 @@ class ApiVersions(pulumi.ComponentResource):
                     self, ignore_changes=["deployment", "variables", "documentation_version"]
                 ),
             )
+            # Execution logs of errors only, metrics, and the throttle: free while idle.
+            # Logging needs the account's API Gateway role, which the shared stack sets.
+            aws.apigateway.MethodSettings(
+                f"{name}-{version}-settings",
+                rest_api=self.rest_api.id,
+                stage_name=stage.stage_name,
+                method_path="*/*",
+                settings={
+                    "metrics_enabled": True,
+                    "logging_level": "ERROR",
+                    "data_trace_enabled": False,
+                    "throttling_rate_limit": args.throttle_rate_limit,
+                    "throttling_burst_limit": args.throttle_burst_limit,
+                },
+                opts=child(self),
+            )
             self.stages[version] = stage
             self.urls[version] = stage.invoke_url.apply(lambda url, v=version: f"{url}/{v}")
+        self.api_key = self._usage_plan(name, args) if args.auth == "api-key" else None
         self.register_outputs({"rest_api_id": self.rest_api.id, "urls": self.urls})
+
+    def _usage_plan(self, name: str, args: ApiVersionsArgs) -> aws.apigateway.ApiKey:
+        """With api-key auth: one key, in a usage plan over every stage, with the same throttle."""
+        plan = aws.apigateway.UsagePlan(
+            f"{name}-usage-plan",
+            name=args.api_name,
+            description="Callers of the model API (config apiAuth=api-key)",
+            api_stages=[
+                {"api_id": self.rest_api.id, "stage": stage.stage_name}
+                for stage in self.stages.values()
+            ],
+            throttle_settings={
+                "rate_limit": args.throttle_rate_limit,
+                "burst_limit": args.throttle_burst_limit,
+            },
+            opts=child(self),
+        )
+        key = aws.apigateway.ApiKey(
+            f"{name}-key", name=args.api_name, description="Model API key", opts=child(self)
+        )
+        aws.apigateway.UsagePlanKey(
+            f"{name}-plan-key",
+            key_id=key.id,
+            key_type="API_KEY",
+            usage_plan_id=plan.id,
+            opts=child(self),
+        )
+        return key

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,20 +19,30 @@ def retained(parent: pulumi.Resource, protected: bool, **options: Any) -> pulumi
     return child(parent, protect=protected, retain_on_delete=protected, **options)
 
 
-def trust_policy(service: str) -> str:
-    """A role trust policy for one AWS service principal."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": service},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
+# Services that send `aws:SourceAccount` when they assume a role (each one's
+# "cross-service confused deputy prevention" page). Lambda assumes its
+# execution role without it, so a guard there would lock the function out.
+SOURCE_ACCOUNT_SERVICES = frozenset(
+    {
+        "apigateway.amazonaws.com",
+        "codebuild.amazonaws.com",
+        "codedeploy.amazonaws.com",
+        "sagemaker.amazonaws.com",
+    }
+)
+
+
+def trust_policy(service: str, account_id: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
+    """A role trust policy for one AWS service principal, acting for this account only."""
+    trust: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if account_id is not None and service in SOURCE_ACCOUNT_SERVICES:
+        # Confused deputy: the service may assume it only on this account's behalf.
+        trust["Condition"] = {"StringEquals": {"aws:SourceAccount": account_id}}
+    return policy_document([trust])
 
 
 def statement(actions: Sequence[str], resources: Iterable[Any], **extra: Any) -> dict[str, Any]:
@@ -59,10 +68,11 @@ def service_role(
     The policy is returned so that what must not start before its permissions
     exist can depend on it.
     """
+    account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=parent)).account_id
     role = aws.iam.Role(
         f"{prefix}-role",
         name=role_name,
-        assume_role_policy=trust_policy(service),
+        assume_role_policy=trust_policy(service, account_id),
         # The shared stack's boundary caps what any role CI creates can do,
         # so the deploy role cannot grant itself more through a new role.
         permissions_boundary=permissions_boundary,

@@ -123,9 +123,8 @@ class CanaryDeployment(pulumi.ComponentResource):
                     ],
                     function_arns,
                 ),
-                # DescribeAlarms supports no resource-level permissions; it
-                # only reads alarm state, so "*" grants no reach beyond that.
-                statement(["cloudwatch:DescribeAlarms"], ["*"]),
+                # DescribeAlarms takes the alarm resource type: these two only.
+                statement(["cloudwatch:DescribeAlarms"], [alarm.arn for alarm in self.alarms]),
                 statement(["sns:Publish"], [self.topic.arn]),
             ],
         )

@@ -40,6 +40,8 @@ ROLES = {
     "AWS_PREVIEW_ROLE_ARN": "arn:aws:iam::123456789012:role/mlship-ci-preview",
     "AWS_DEPLOY_ROLE_ARN": "arn:aws:iam::123456789012:role/mlship-ci-deploy",
     "AWS_PROMOTE_ROLE_ARN": "arn:aws:iam::123456789012:role/mlship-ci-promote",
+    "AWS_DEPLOY_PROTECTED_ROLE_ARN": "arn:aws:iam::123456789012:role/mlship-ci-deploy-protected",
+    "AWS_PROMOTE_PROTECTED_ROLE_ARN": "arn:aws:iam::123456789012:role/mlship-ci-promote-protected",
 }
 VARS = {
     **ROLES,

@@ -86,9 +86,10 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
     assert all(e["backend"] == "s3://mlship-state-act-test" for e in run.pulumi_env)
     assert all(e["access_token_set"] and e["aws_credentials"] for e in run.pulumi_env)
 
-    # One role per duty: traffic and release jobs assumed the promote role.
+    # One role per duty and stack kind: a push previews with the role that deploys
+    # it; traffic and release jobs assumed the (ephemeral) promote role.
     assert [(r["job"], r["role"]) for r in run.aws_roles] == [
-        ("preview", ROLES["AWS_PREVIEW_ROLE_ARN"]),
+        ("preview", ROLES["AWS_DEPLOY_ROLE_ARN"]),
         ("deploy", ROLES["AWS_DEPLOY_ROLE_ARN"]),
         ("promote", ROLES["AWS_PROMOTE_ROLE_ARN"]),
         ("release", ROLES["AWS_PROMOTE_ROLE_ARN"]),
@@ -277,7 +278,8 @@ def test_the_scheduled_drift_check_refreshes_every_protected_stack_read_only(act
         if call[0] == "refresh":
             assert "--preview-only" in call and "--expect-no-changes" in call
     assert not any(c[0] in {"up", "destroy"} for c in run.pulumi_calls)
-    assert [r["role"] for r in run.aws_roles] == [ROLES["AWS_PREVIEW_ROLE_ARN"]] * 2
+    # Read-only by `--preview-only`; the protected role, as only it decrypts their secrets.
+    assert [r["role"] for r in run.aws_roles] == [ROLES["AWS_DEPLOY_PROTECTED_ROLE_ARN"]] * 2
 
 
 def test_traffic_never_moves_when_the_approval_environment_is_not_gated(act: Act):

@@ -45,7 +45,9 @@ def test_changing_a_workflow_makes_the_block_stale(copy):
     args = ["--readme", str(readme), "--workflows", str(workflows)]
     assert pipeline_diagram.main(args) == 0
     push = workflows / "push.yml"
-    push.write_text(push.read_text().replace("needs: [deploy, promote]", "needs: [deploy]"))
+    push.write_text(
+        push.read_text().replace("needs: [preview, deploy, promote]", "needs: [preview, deploy]")
+    )
     assert pipeline_diagram.main(["--check", *args]) == 1
 
 
@@ -84,5 +86,5 @@ def test_sessions_given_through_inputs_are_followed_to_their_value():
     }
     assert jobs["push", "test"].runs == ["nox -s lint tests"]
     assert jobs["push", "deploy"].runs == ["nox -s deploy", "nox -s smoke", "nox -s events"]
-    assert jobs["push", "deploy"].roles == ["deploy"]
+    assert jobs["push", "deploy"].roles == ["deploy-protected", "deploy"]
     assert jobs["pull-request", "comment"].runs == ["python -m scripts.pr_comment"]

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from infra import config, naming
-from infra.components import ci_access
+from scripts import bootstrap
 from scripts import stack as stack_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,6 @@ GITHUB = ROOT / ".github"
 WORKFLOW_FILES = sorted((GITHUB / "workflows").glob("*.yml"))
 ACTION_FILES = sorted((GITHUB / "actions").rglob("action.yml"))
 AWS_ACTION = "aws-actions/configure-aws-credentials"
-PROMOTE_ROLE = "${{ vars.AWS_PROMOTE_ROLE_ARN }}"
 APPROVAL = {"promote": "canary-promotion", "release": "api-release", "rollback": "canary-promotion"}
 
 # Every remote action, at the one commit each is pinned to. Confirmed as: given as known
@@ -178,41 +177,51 @@ def test_id_token_is_granted_exactly_where_aws_is_assumed():
             assert (job.caller["permissions"].get("id-token") == "write") == assumes, job.key
 
 
+def role_variables(job: Job) -> set[str]:
+    """The repository variables a job's role-to-assume expressions can pick from."""
+    return {v for role in job.roles for v in re.findall(r"vars\.(AWS_\w+_ROLE_ARN)", role)}
+
+
 def test_each_duty_has_its_role_and_region_from_repository_variables():
-    pattern = re.compile(r"\$\{\{ vars\.AWS_(PREVIEW|DEPLOY|PROMOTE)_ROLE_ARN \}\}")
+    # Which variable a job picks, for which event and stack kind, and whether its
+    # token may assume that role: tests/iam/test_workflow_access.py.
     for job in JOBS:
         for step in job.aws_steps():
-            assert pattern.fullmatch(step["with"]["role-to-assume"]), job.key
+            assert role_variables(job) <= set(bootstrap.VARIABLES), job.key
+            assert re.sub(r"\s+", " ", step["with"]["role-to-assume"]).startswith("${{ "), job.key
             assert step["with"]["aws-region"] == "${{ vars.AWS_REGION }}", job.key
             assert not {"aws-access-key-id", "aws-secret-access-key"} & set(step["with"])
 
 
-def test_only_the_traffic_and_release_jobs_take_the_promote_role():
-    promote = {job.key for job in JOBS if PROMOTE_ROLE in job.roles}
+def test_only_the_traffic_and_release_jobs_take_a_promote_role():
+    promote = {job.key for job in JOBS if any("PROMOTE" in v for v in role_variables(job))}
     assert promote == {"push:promote", "push:release", "rollback:rollback"}
+    for job in JOBS:
+        if job.key in promote:
+            # ...and nothing else: an approval environment hosts traffic alone.
+            assert {v for v in role_variables(job) if "PROMOTE" not in v} == set(), job.key
 
 
 def test_traffic_and_release_jobs_run_in_their_approval_environment():
-    approval_environments = set(ci_access.APPROVAL_ENVIRONMENTS)
     for job in JOBS:
-        if PROMOTE_ROLE in job.roles:
-            assert job.environment == APPROVAL[job.id], job.key
-        # ...and an approval environment hosts nothing else.
-        if job.environment in approval_environments:
-            assert job.roles == {PROMOTE_ROLE}, job.key
+        if any("PROMOTE" in v for v in role_variables(job)):
+            assert f"'{APPROVAL[job.id]}'" in job.environment, job.key
+        elif job.environment:
+            assert not any(a in job.environment for a in naming.APPROVAL_ENVIRONMENTS), job.key
 
 
 def test_approval_jobs_check_their_gate_before_asking_for_aws():
     # GitHub creates a named environment on first use, unprotected; the preflight session
     # fails closed unless it requires a reviewer, and runs before any credential exists.
     for job in JOBS:
-        if job.environment not in ci_access.APPROVAL_ENVIRONMENTS:
+        if not any(a in job.environment for a in naming.APPROVAL_ENVIRONMENTS):
             continue
-        runs = [str(s.get("run", "")) for s in job.steps]
-        check = f"python -m nox --no-install -s preflight -- --environment {job.environment}"
-        assert check in runs, job.key
+        check = 'python -m nox --no-install -s preflight -- --environment "$APPROVAL"'
+        (gate,) = [i for i, s in enumerate(job.steps) if s.get("run") == check]
+        # The gate checks the very environment the job runs in.
+        assert job.steps[gate]["env"]["APPROVAL"] == job.environment, job.key
         first_aws = next(i for i, s in enumerate(job.steps) if s in job.aws_steps())
-        assert runs.index(check) < first_aws, job.key
+        assert gate < first_aws, job.key
         assert job.permissions.get("actions") == "read", job.key
 
 
@@ -238,10 +247,10 @@ def test_deploy_runs_in_its_branch_environment_with_the_api_url():
     (deploy,) = [job for job in JOBS if job.key == "push:deploy"]
     environment = deploy.spec["environment"]
     # The deploy role trusts `environment:branch/*` (infra/components/ci_access.py).
-    assert environment["name"] == ci_access.BRANCH_ENVIRONMENT_PREFIX + "${{ inputs.stack }}"
+    assert environment["name"] == naming.DEPLOY_ENVIRONMENT_PREFIX + "${{ inputs.stack }}"
     assert environment["url"] == "${{ steps.deploy.outputs.api_url }}"
     assert deploy.given["stack"] == "${{ needs.preview.outputs.stack }}"
-    assert deploy.roles == {"${{ vars.AWS_DEPLOY_ROLE_ARN }}"}
+    assert role_variables(deploy) == {"AWS_DEPLOY_ROLE_ARN", "AWS_DEPLOY_PROTECTED_ROLE_ARN"}
 
 
 def test_the_job_writing_to_the_pull_request_holds_no_aws_and_vice_versa():
@@ -354,7 +363,9 @@ def test_superseded_previews_are_cancelled():
 
 def test_nothing_that_changes_aws_can_be_cancelled_by_a_newer_run():
     for job in JOBS:
-        if job.aws_steps() and "${{ vars.AWS_PREVIEW_ROLE_ARN }}" not in job.roles:
+        # A preview changes nothing whatever role it holds: the S3 backend takes
+        # no lock for it (pulumi/pulumi pkg/backend/diy/backend.go, Preview).
+        if job.aws_steps() and job.id != "preview":
             assert concurrency(job).get("cancel-in-progress") is False, job.key
             workflow_level = CALLERS[job.workflow].get("concurrency") or {}
             assert not workflow_level.get("cancel-in-progress"), job.key
@@ -401,7 +412,9 @@ def test_drift_watches_every_protected_stack():
     (drift,) = [job for job in JOBS if job.key == "schedule:drift"]
     matrix = drift.spec["strategy"]["matrix"]["target"]
     assert {(t["option"], t["name"]) for t in matrix} == protected
-    assert drift.roles == {"${{ vars.AWS_PREVIEW_ROLE_ARN }}"}  # drift only reads
+    # Drift only reads (`refresh --preview-only`), but only the protected role may
+    # decrypt protected stacks' secrets; test_workflow_access.py checks its trust.
+    assert drift.roles == {"${{ vars.AWS_DEPLOY_PROTECTED_ROLE_ARN }}"}
 
 
 def test_the_sweeper_destroys_only_through_cleanup_with_a_branch_list():

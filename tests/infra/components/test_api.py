@@ -9,7 +9,7 @@ import pytest
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.components.api import ApiVersions, ApiVersionsArgs, versions_hash
-from scripts.synth import MOCK_ACCOUNT_ID, run_under_mocks
+from scripts.synth import MOCK_ACCOUNT_ID, SynthError, run_under_mocks
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -35,6 +35,8 @@ def make_args(versions: list[str], **overrides: object) -> ApiVersionsArgs:
         function_arn=FUNCTION_ARN,
         alias_name="live",
         region=REGION,
+        access_log_group="/aws/apigateway/mlship-feature-x-api",
+        log_retention_days=14,
     )
     values.update(overrides)
     return ApiVersionsArgs(**values)  # type: ignore[arg-type]
@@ -84,11 +86,69 @@ def test_resources_are_versions_under_the_root(case):
         assert r.inputs["parentId"] == f"{mocked_api_id(synthesis)}-root"
 
 
-def test_methods_are_any_without_auth(case):
+def test_methods_are_any_and_signed_by_default(case):
     _, synthesis = case
     for method in synthesis.of_type(T_METHOD):
         assert method.inputs["httpMethod"] == "ANY"
-        assert method.inputs["authorization"] == "NONE"
+        assert method.inputs["authorization"] == "AWS_IAM"
+        assert not method.inputs.get("apiKeyRequired")
+    assert synthesis.of_type("aws:apigateway/usagePlan:UsagePlan") == []
+
+
+@pytest.mark.parametrize(
+    ("auth", "authorization", "key_required"),
+    [("none", "NONE", False), ("api-key", "NONE", True), ("iam", "AWS_IAM", False)],
+)
+def test_auth_choice_decides_what_a_caller_must_bring(auth, authorization, key_required):
+    synthesis = run_under_mocks(
+        lambda: ApiVersions("api", make_args(["v1", "v2"], auth=auth)),
+        project="mlship",
+        stack="feature-x",
+        region=REGION,
+    )
+    for method in synthesis.of_type(T_METHOD):
+        assert method.inputs["authorization"] == authorization
+        assert bool(method.inputs.get("apiKeyRequired")) is key_required
+    plans = synthesis.of_type("aws:apigateway/usagePlan:UsagePlan")
+    if key_required:
+        (plan,) = plans
+        assert {s["stage"] for s in plan.inputs["apiStages"]} == {"v1-stage", "v2-stage"}
+        assert plan.inputs["throttleSettings"] == {"rateLimit": 10, "burstLimit": 20}
+        link = synthesis.one("aws:apigateway/usagePlanKey:UsagePlanKey")
+        assert link.inputs["keyType"] == "API_KEY"
+    else:
+        assert plans == []
+
+
+def test_an_unknown_auth_choice_is_refused():
+    with pytest.raises(SynthError, match="auth 'cognito'"):
+        run_under_mocks(
+            lambda: ApiVersions("api", make_args(["v1"], auth="cognito")),
+            project="mlship",
+            stack="feature-x",
+        )
+
+
+def test_every_stage_is_throttled_logged_and_measured(case):
+    versions, synthesis = case
+    (log_group,) = synthesis.of_type("aws:cloudwatch/logGroup:LogGroup")
+    assert log_group.inputs["name"] == "/aws/apigateway/mlship-feature-x-api"
+    assert log_group.inputs["retentionInDays"] == 14
+    for stage in synthesis.of_type(T_STAGE):
+        access = stage.inputs["accessLogSettings"]
+        assert access["destinationArn"].endswith(":log-group:/aws/apigateway/mlship-feature-x-api")
+        assert "$context.status" in json.loads(access["format"]).values()
+    settings = synthesis.of_type("aws:apigateway/methodSettings:MethodSettings")
+    assert sorted(s.inputs["stageName"] for s in settings) == sorted(f"{v}-stage" for v in versions)
+    for s in settings:
+        assert s.inputs["methodPath"] == "*/*"
+        assert s.inputs["settings"] == {
+            "metricsEnabled": True,
+            "loggingLevel": "ERROR",
+            "dataTraceEnabled": False,
+            "throttlingRateLimit": 10,
+            "throttlingBurstLimit": 20,
+        }
 
 
 def test_integrations_proxy_to_the_alias_named_by_a_stage_variable(case):

@@ -183,7 +183,10 @@ def test_service_role_policy_is_scoped_to_this_stack(synthesis):
             FUNCTION_ARN,
             f"{FUNCTION_ARN}:*",
         ],
-        ("cloudwatch:DescribeAlarms",): ["*"],
+        ("cloudwatch:DescribeAlarms",): [
+            f"arn:aws:cloudwatch:{REGION}:{MOCK_ACCOUNT_ID}:alarm:{name}"
+            for name in alarms(synthesis)
+        ],
         ("sns:Publish",): [TOPIC_ARN],
     }
 

@@ -1,0 +1,277 @@
+"""An IAM policy evaluator for the access tests: the part of AWS's logic the project uses.
+
+Follows "Policy evaluation logic" in the IAM User Guide, for one account:
+
+1. An explicit Deny in any policy (identity, boundary, resource) decides.
+2. A permissions boundary, when present, must allow the request.
+3. Otherwise an Allow in an identity policy, or in a resource policy naming
+   the principal, allows; nothing allowing means an implicit deny.
+
+KMS is the exception AWS documents: a key policy must allow, either naming
+the principal or handing the key to the account's IAM (`:root`), in which
+case the identity policy must allow too (`evaluate_kms`).
+
+Elements: Action/NotAction (case-insensitive), Resource/NotResource,
+Principal/NotPrincipal, `*` and `?` wildcards (a `*` spans `/` and `:`),
+and Condition with the operators below, their `...IfExists` forms, `Null`,
+and the `ForAnyValue:`/`ForAllValues:` set prefixes. A key missing from the
+request makes a condition false, except negated operators (true), IfExists
+(true) and Null ("IAM JSON policy elements: Condition operators").
+Unknown elements or operators raise: a policy this cannot read is not passed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+ALLOW, EXPLICIT_DENY, IMPLICIT_DENY = "Allow", "ExplicitDeny", "ImplicitDeny"
+_KNOWN_ELEMENTS = {
+    "Sid",
+    "Effect",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Principal",
+    "NotPrincipal",
+    "Condition",
+}
+
+
+class UnsupportedPolicy(ValueError):
+    """A policy uses something this evaluator does not model."""
+
+
+@dataclass(frozen=True)
+class Request:
+    action: str
+    resource: str = "*"
+    # Condition keys of the request context; values are str, bool or lists (multi-valued keys).
+    context: Mapping[str, Any] = field(default_factory=dict)
+    principal: str = ""  # the caller's ARN, matched against resource policies' Principal
+
+
+Policy = Mapping[str, Any] | str
+
+
+def _document(policy: Policy) -> Mapping[str, Any]:
+    return json.loads(policy) if isinstance(policy, str) else policy
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+@cache
+def _compiled(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    # fnmatch's `[` classes do not exist in IAM: escape them.
+    translated = fnmatch.translate(pattern.replace("[", "\0").replace("]", "\1"))
+    translated = translated.replace("\0", r"\[").replace("\1", r"\]")
+    return re.compile(translated, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def glob(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+    """IAM wildcard match: `*` any run of characters (`/` and `:` included), `?` one."""
+    return bool(_compiled(pattern, ignore_case).fullmatch(value))
+
+
+def _arn_like(pattern: str, value: str) -> bool:
+    # ArnLike matches each of the six colon-separated parts on its own.
+    p_parts, v_parts = pattern.split(":", 5), value.split(":", 5)
+    if len(p_parts) != 6 or len(v_parts) != 6:
+        return glob(pattern, value)
+    return all(glob(p, v) for p, v in zip(p_parts, v_parts, strict=True))
+
+
+def _bool(policy_value: Any, value: Any) -> bool:
+    return str(policy_value).lower() == str(value).lower()
+
+
+_MATCHERS = {
+    "StringEquals": lambda p, v: p == v,
+    "StringNotEquals": lambda p, v: p == v,
+    "StringEqualsIgnoreCase": lambda p, v: p.lower() == v.lower(),
+    "StringNotEqualsIgnoreCase": lambda p, v: p.lower() == v.lower(),
+    "StringLike": glob,
+    "StringNotLike": glob,
+    "ArnEquals": _arn_like,
+    "ArnNotEquals": _arn_like,
+    "ArnLike": _arn_like,
+    "ArnNotLike": _arn_like,
+    "Bool": _bool,
+}
+_NEGATED = {
+    "StringNotEquals",
+    "StringNotEqualsIgnoreCase",
+    "StringNotLike",
+    "ArnNotEquals",
+    "ArnNotLike",
+}
+
+
+def _context_value(context: Mapping[str, Any], key: str) -> tuple[bool, Any]:
+    # Condition key names are case-insensitive.
+    for name, value in context.items():
+        if name.lower() == key.lower():
+            return True, value
+    return False, None
+
+
+def _condition_holds(  # noqa: PLR0911 - one return per documented case
+    operator: str, key: str, policy_values: Any, context: Mapping[str, Any]
+) -> bool:
+    present, value = _context_value(context, key)
+    expected = [str(v) if not isinstance(v, bool) else v for v in _list(policy_values)]
+    if operator == "Null":
+        return any(_bool(e, not present) for e in expected)
+    set_operator = None
+    if ":" in operator:
+        set_operator, operator = operator.split(":", 1)
+        if set_operator not in ("ForAnyValue", "ForAllValues"):
+            raise UnsupportedPolicy(f"condition set operator {set_operator!r}")
+    if_exists = operator.endswith("IfExists")
+    base = operator.removesuffix("IfExists")
+    if base not in _MATCHERS:
+        raise UnsupportedPolicy(f"condition operator {operator!r}")
+    if not present:
+        if if_exists:
+            return True
+        if set_operator == "ForAllValues":
+            return True  # vacuously: no value fails
+        return base in _NEGATED and set_operator is None
+    match = _MATCHERS[base]
+
+    def one(actual: Any) -> bool:
+        hit = any(match(e, actual) for e in expected)
+        return not hit if base in _NEGATED else hit
+
+    values = _list(value)
+    if set_operator == "ForAnyValue":
+        return any(one(v) for v in values)
+    if set_operator == "ForAllValues":
+        return all(one(v) for v in values)
+    if len(values) != 1:
+        raise UnsupportedPolicy(
+            f"{operator} on multi-valued key {key!r} needs ForAnyValue/ForAllValues"
+        )
+    return one(values[0])
+
+
+def _conditions_hold(condition: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
+    # Operators AND together, keys within an operator AND, values within a key OR.
+    return all(
+        _condition_holds(operator, key, values, context)
+        for operator, block in condition.items()
+        for key, values in block.items()
+    )
+
+
+def _principal_matches(principal: Any, caller: str) -> bool:
+    if principal == "*":
+        return True
+    for values in principal.values():
+        for value in _list(values):
+            # `arn:...:root` names the account, not its roles: a resource policy
+            # naming it hands the decision to IAM (see evaluate_kms), it grants nothing.
+            if value in {"*", caller}:
+                return True
+    return False
+
+
+def statement_applies(
+    stmt: Mapping[str, Any], request: Request, *, resource_policy: bool = False
+) -> bool:
+    unknown = set(stmt) - _KNOWN_ELEMENTS
+    if unknown:
+        raise UnsupportedPolicy(f"statement elements {sorted(unknown)}")
+    if "Action" in stmt:
+        actions = any(glob(a, request.action, ignore_case=True) for a in _list(stmt["Action"]))
+    elif "NotAction" in stmt:
+        actions = not any(
+            glob(a, request.action, ignore_case=True) for a in _list(stmt["NotAction"])
+        )
+    else:
+        raise UnsupportedPolicy("a statement needs Action or NotAction")
+    if not actions:
+        return False
+    if "Resource" in stmt and not any(glob(r, request.resource) for r in _list(stmt["Resource"])):
+        return False
+    if "NotResource" in stmt and any(glob(r, request.resource) for r in _list(stmt["NotResource"])):
+        return False
+    if resource_policy and not _principal_applies(stmt, request.principal):
+        return False
+    return _conditions_hold(stmt.get("Condition", {}), request.context)
+
+
+def _principal_applies(stmt: Mapping[str, Any], caller: str) -> bool:
+    if "Principal" in stmt:
+        return _principal_matches(stmt["Principal"], caller)
+    if "NotPrincipal" in stmt:
+        return not _principal_matches(stmt["NotPrincipal"], caller)
+    raise UnsupportedPolicy("a resource policy statement needs Principal or NotPrincipal")
+
+
+def _effects(
+    policies: Iterable[Policy], request: Request, *, resource_policy: bool = False
+) -> set[str]:
+    effects = set()
+    for policy in policies:
+        for stmt in _list(_document(policy)["Statement"]):
+            if statement_applies(stmt, request, resource_policy=resource_policy):
+                if stmt["Effect"] not in ("Allow", "Deny"):
+                    raise UnsupportedPolicy(f"Effect {stmt['Effect']!r}")
+                effects.add(stmt["Effect"])
+    return effects
+
+
+def evaluate(
+    identity: Sequence[Policy],
+    request: Request,
+    *,
+    boundary: Policy | None = None,
+    resource: Policy | None = None,
+) -> str:
+    """The decision for one principal's request within one account."""
+    own = _effects(identity, request)
+    bound = _effects([boundary], request) if boundary is not None else {"Allow"}
+    granted = _effects([resource], request, resource_policy=True) if resource is not None else set()
+    if "Deny" in own | bound | granted:
+        return EXPLICIT_DENY
+    if "Allow" not in bound:
+        return IMPLICIT_DENY
+    return ALLOW if "Allow" in own | granted else IMPLICIT_DENY
+
+
+def evaluate_kms(identity: Sequence[Policy], key_policy: Policy, request: Request) -> str:
+    """A KMS key: its policy must allow the caller, directly or by handing the key to IAM."""
+    key = _document(key_policy)
+    account = request.principal.split(":")[4]
+    root = f"arn:aws:iam::{account}:root"
+    as_account = Request(request.action, request.resource, request.context, root)
+    named = _effects([key], request, resource_policy=True)
+    delegated = _effects([key], as_account, resource_policy=True)
+    own = _effects(identity, request)
+    if "Deny" in named | own:
+        return EXPLICIT_DENY
+    if "Allow" in named:
+        return ALLOW
+    return ALLOW if "Allow" in delegated and "Allow" in own else IMPLICIT_DENY
+
+
+def can_assume_with_web_identity(
+    trust: Policy, provider_arn: str, claims: Mapping[str, str], issuer: str
+) -> bool:
+    """Would STS let a token with these claims (`sub`, `aud`) assume a role with this trust?"""
+    request = Request(
+        action="sts:AssumeRoleWithWebIdentity",
+        context={f"{issuer}:{name}": value for name, value in claims.items()},
+        principal=provider_arn,
+    )
+    effects = _effects([trust], request, resource_policy=True)
+    return "Allow" in effects and "Deny" not in effects

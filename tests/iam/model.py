@@ -1,0 +1,153 @@
+"""The access model as the synthesized program states it: roles, trust, policies, keys.
+
+Everything is read from `synth --format json` output (each resource's full
+inputs), never from the component's Python: the tests judge what would be
+deployed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from infra import config, naming
+from infra.components import ci_access
+from scripts import synth
+from tests.iam.evaluator import (
+    Request,
+    can_assume_with_web_identity,
+    evaluate,
+    evaluate_kms,
+)
+
+# Mixed case on purpose: GitHub's `sub` carries the repository as GitHub spells it.
+REPOSITORY = "Acme-Labs/Model.Factory"
+ACCOUNT = synth.MOCK_ACCOUNT_ID
+ISSUER = ci_access.GITHUB_OIDC_HOST
+# Stands in for the AWS managed ReadOnlyAccess policy the preview role carries:
+# it grants List/Get/Describe-style reads on everything (and no writes).
+READ_ONLY_STANDIN = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["*:Get*", "*:List*", "*:Describe*"], "Resource": "*"}
+    ],
+}
+MANAGED = {ci_access.READ_ONLY_POLICY: READ_ONLY_STANDIN}
+
+
+@dataclass(frozen=True)
+class Role:
+    duty: str
+    arn: str
+    trust: Mapping[str, Any]
+    policies: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class AccessModel:
+    project: str
+    region: str
+    roles: Mapping[str, Role]
+    boundary: Mapping[str, Any]
+    key_policies: Mapping[str, Mapping[str, Any]]  # key ARN -> key policy
+    outputs: Mapping[str, Any]
+    resources: tuple[Mapping[str, Any], ...]
+
+    @property
+    def provider_arn(self) -> str:
+        return str(self.outputs["oidc_provider_arn"])
+
+    @property
+    def state_bucket(self) -> str:
+        return str(self.outputs["state_bucket"])
+
+    def assumable(self, sub: str, aud: str = ci_access.AUDIENCE) -> set[str]:
+        claims = {"sub": sub, "aud": aud}
+        return {
+            duty
+            for duty, role in self.roles.items()
+            if can_assume_with_web_identity(role.trust, self.provider_arn, claims, ISSUER)
+        }
+
+    def decide(self, duty: str, request: Request) -> str:
+        role = self.roles[duty]
+        request = Request(request.action, request.resource, request.context, role.arn)
+        key_policy = self.key_policies.get(request.resource)
+        if key_policy is not None:
+            return evaluate_kms(role.policies, key_policy, request)
+        resource_policy = self.resource_policy(request.resource)
+        return evaluate(list(role.policies), request, resource=resource_policy)
+
+    def resource_policy(self, arn: str) -> Mapping[str, Any] | None:
+        bucket = f"arn:aws:s3:::{self.state_bucket}"
+        if arn == bucket or arn.startswith(bucket + "/"):
+            return self.bucket_policy
+        return None
+
+    @property
+    def bucket_policy(self) -> Mapping[str, Any]:
+        (policy,) = [
+            json.loads(r["inputs"]["policy"])
+            for r in self.resources
+            if r["type"] == "aws:s3/bucketPolicy:BucketPolicy"
+        ]
+        return policy
+
+
+def rows(synthesis: synth.Synthesis) -> list[dict[str, Any]]:
+    """The inventory as `synth --format json` writes it."""
+    return json.loads(synth.render_json(synthesis))["resources"]
+
+
+@cache
+def shared_model() -> AccessModel:
+    synthesis = synth.synthesize(naming.SHARED_STACK, overrides={"githubRepository": REPOSITORY})
+    document = json.loads(synth.render_json(synthesis))
+    resources = tuple(document["resources"])
+    by_name = {(r["type"], r["name"]): r for r in resources}
+    outputs = document["outputs"]
+    roles = {}
+    for duty in ci_access.DUTIES:
+        role = by_name[("aws:iam/role:Role", f"ci-{duty}")]["inputs"]
+        inline = by_name[("aws:iam/rolePolicy:RolePolicy", f"ci-{duty}-policy")]["inputs"]
+        managed = [MANAGED[arn] for arn in role.get("managedPolicyArns") or []]
+        roles[duty] = Role(
+            duty=duty,
+            arn=outputs[ci_access.output_name(duty)],
+            trust=json.loads(role["assumeRolePolicy"]),
+            policies=(json.loads(inline["policy"]), *managed),
+        )
+    key_policies = {
+        outputs["secrets_key_arn"]: json.loads(
+            by_name[("aws:kms/keyPolicy:KeyPolicy", "ci-secrets-policy")]["inputs"]["policy"]
+        ),
+        outputs["ephemeral_secrets_key_arn"]: json.loads(
+            by_name[("aws:kms/keyPolicy:KeyPolicy", "ci-ephemeral-secrets-policy")]["inputs"][
+                "policy"
+            ]
+        ),
+    }
+    (boundary,) = [
+        json.loads(r["inputs"]["policy"]) for r in resources if r["type"] == "aws:iam/policy:Policy"
+    ]
+    return AccessModel(
+        project=document["project"],
+        region=str(outputs["region"]),
+        roles=roles,
+        boundary=boundary,
+        key_policies=key_policies,
+        outputs=outputs,
+        resources=resources,
+    )
+
+
+def settings() -> config.Settings:
+    return config.settings_for_stack(naming.SHARED_STACK)
+
+
+def protected_branches() -> list[str]:
+    s = settings()
+    return list(dict.fromkeys([s.default_branch, *s.protected_branches]))

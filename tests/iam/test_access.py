@@ -1,0 +1,370 @@
+"""Access by effect: who can assume which role, and what each role can and cannot do.
+
+Policies come from the synthesized program (`synth --format json`); requests
+come from the table of calls each duty makes (tests/iam/actions.py); the
+evaluator (tests/iam/evaluator.py) is checked against AWS's documented logic
+in test_evaluator.py. Branch names and the protected branches come from the
+project's config, never from this file.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from infra import naming
+from infra.components.ci_access import (
+    DEPLOY,
+    DEPLOY_PROTECTED,
+    DUTIES,
+    PREVIEW,
+    PROMOTE,
+    PROMOTE_PROTECTED,
+)
+from scripts import synth
+from tests.iam import actions
+from tests.iam.actions import Call, Target
+from tests.iam.evaluator import ALLOW, Request, evaluate_kms
+from tests.iam.model import ACCOUNT, REPOSITORY, protected_branches, rows, shared_model
+from tests.test_naming import git_branches
+
+MODEL = shared_model()
+PROJECT = MODEL.project
+PROTECTED = protected_branches()
+MAIN = PROTECTED[0]
+# Ephemeral branches whose names try to fall under a protected or shared name.
+LOOK_ALIKES = [
+    "feature/x",
+    f"{MAIN}-x",
+    f"{MAIN}/x",
+    f"x-{MAIN}",
+    MAIN.upper(),
+    f"{MAIN}-model",
+    f"{MAIN}-events",
+    "shared",
+    "shared-state",
+]
+# Types only the shared stack holds: bootstrap deploys it with an
+# administrator's credentials, and no CI role may change it.
+SHARED_ONLY = {
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+    "aws:iam/policy:Policy",
+    "aws:kms/key:Key",
+    "aws:kms/alias:Alias",
+    "aws:kms/keyPolicy:KeyPolicy",
+    "aws:s3/bucketPolicy:BucketPolicy",
+    "aws:apigateway/account:Account",
+    "aws:codeartifact/domain:Domain",
+    "aws:codeartifact/repository:Repository",
+    "aws:codeartifact/domainPermissions:DomainPermissions",
+    "aws:codeartifact/repositoryPermissionsPolicy:RepositoryPermissionsPolicy",
+}
+
+
+class Stack:
+    """A branch stack as synthesized: its kind, outputs and every call its resources need."""
+
+    def __init__(self, branch: str) -> None:
+        stack = synth.synthesize(
+            naming.slugify(branch),
+            # Every optional resource type, so the action table must cover them.
+            overrides={"branch": branch, "notebookEnabled": True, "apiAuth": "api-key"},
+        )
+        self.branch = branch
+        self.kind = stack.kind
+        self.outputs = stack.outputs
+        stack_info = naming.BranchStack(branch, stack.stack, stack.stack, stack.kind)  # type: ignore[arg-type]
+        self.target = Target(
+            region=str(stack.outputs["region"]),
+            account=ACCOUNT,
+            tags=naming.tags(PROJECT, stack_info),
+            boundary=str(MODEL.outputs["role_boundary_arn"]),
+        )
+        self.name = stack.stack
+        self.rows = [r for r in rows(stack) if not r["component"]]
+
+    def resource_calls(self) -> list[Call]:
+        return [
+            call
+            for row in self.rows
+            for call in actions.RESOURCE_ACTIONS[row["type"]](row["inputs"], self.target)
+        ]
+
+    def backend_calls(self) -> list[Call]:
+        return actions.backend_calls(PROJECT, self.name, MODEL.state_bucket)
+
+    def traffic_calls(self) -> list[Call]:
+        config = synth.config.settings_for_stack(self.name)
+        return actions.traffic_calls(self.outputs, self.target, config.canary_deployment_config)
+
+
+@cache
+def stack(branch: str) -> Stack:
+    return Stack(branch)
+
+
+def decisions(duty: str, calls: list[Call]) -> dict[tuple[str, str], str]:
+    return {(c.action, c.resource): MODEL.decide(duty, c.request()) for c in calls}
+
+
+def refused(duty: str, calls: list[Call]) -> list[tuple[str, str]]:
+    return [k for k, decision in decisions(duty, calls).items() if decision != ALLOW]
+
+
+def granted(duty: str, calls: list[Call]) -> list[tuple[str, str]]:
+    return [k for k, decision in decisions(duty, calls).items() if decision == ALLOW]
+
+
+def sub(context: str) -> str:
+    return f"repo:{REPOSITORY}:{context}"
+
+
+# ------------------------------------------------------------------ trust
+
+
+def expected_roles() -> list[tuple[str, set[str]]]:
+    feature = naming.slugify("feature/x")
+    cases = [
+        (sub("ref:refs/heads/feature/x"), {DEPLOY}),
+        (sub(f"environment:branch/{feature}"), {DEPLOY}),
+        (sub("pull_request"), {PREVIEW}),
+        # An approval environment named after an ephemeral stack: not trusted.
+        (sub(f"environment:canary-promotion/{feature}"), set()),
+        # Someone else's repository, or ours spelled otherwise: nothing.
+        (f"repo:{REPOSITORY.lower()}:ref:refs/heads/feature/x", set()),
+        (f"repo:{REPOSITORY}-fork:pull_request", set()),
+        (f"repo:{REPOSITORY}:ref:refs/tags/v1", set()),
+    ]
+    for approval in naming.APPROVAL_ENVIRONMENTS:
+        cases.append((sub(f"environment:{approval}"), {PROMOTE}))
+    for branch in PROTECTED:
+        slug = naming.slugify(branch)
+        cases += [
+            (sub(f"ref:refs/heads/{branch}"), {DEPLOY, DEPLOY_PROTECTED}),
+            (sub(f"environment:branch/{slug}"), {DEPLOY, DEPLOY_PROTECTED}),
+        ]
+        for approval in naming.APPROVAL_ENVIRONMENTS:
+            cases.append((sub(f"environment:{approval}/{slug}"), {PROMOTE_PROTECTED}))
+    return cases
+
+
+@pytest.mark.parametrize(("subject", "roles"), expected_roles())
+def test_each_github_subject_assumes_exactly_its_roles(subject: str, roles: set[str]) -> None:
+    assert MODEL.assumable(subject) == roles
+
+
+def test_a_token_for_another_audience_assumes_nothing() -> None:
+    assert MODEL.assumable(sub(f"ref:refs/heads/{MAIN}"), aud="https://github.com/acme") == set()
+
+
+@settings(max_examples=150, deadline=None)
+@given(git_branches, st.sampled_from(naming.APPROVAL_ENVIRONMENTS))
+def test_no_ephemeral_branch_name_reaches_a_protected_role(branch: str, approval: str) -> None:
+    stack_ = naming.branch_stack(branch, PROTECTED)
+    if stack_.protected:
+        return
+    slug = stack_.stack
+    assert MODEL.assumable(sub(f"ref:refs/heads/{stack_.branch}")) == {DEPLOY}
+    assert MODEL.assumable(sub(f"environment:branch/{slug}")) == {DEPLOY}
+    assert MODEL.assumable(sub(f"environment:{approval}/{slug}")) == set()
+
+
+# ------------------------------------------------------------------ inventory
+
+
+def test_every_resource_type_has_its_actions() -> None:
+    branch_types = {r["type"] for r in stack("feature/x").rows}
+    assert branch_types - set(actions.RESOURCE_ACTIONS) == set()
+    shared_types = {r["type"] for r in MODEL.resources if not r["component"]}
+    assert shared_types - set(actions.RESOURCE_ACTIONS) - SHARED_ONLY == set()
+
+
+# ------------------------------------------------------------------ deploy
+
+
+@pytest.mark.parametrize("branch", LOOK_ALIKES)
+def test_an_ephemeral_deploy_can_run_its_whole_stack(branch: str) -> None:
+    own = stack(branch)
+    assert own.kind == "ephemeral"
+    assert refused(DEPLOY, own.resource_calls() + own.backend_calls()) == []
+    # A branch stack reads the shared stack's outputs (StackReference).
+    shared_state = actions.reads_of_state(PROJECT, naming.SHARED_STACK, MODEL.state_bucket)
+    assert refused(DEPLOY, shared_state) == []
+
+
+@pytest.mark.parametrize("protected", PROTECTED)
+def test_no_ephemeral_role_changes_a_protected_stack(protected: str) -> None:
+    target = stack(protected)
+    assert target.kind == "protected"
+    owned = [c for c in target.resource_calls() + target.traffic_calls() if c.owned]
+    for duty in (PREVIEW, DEPLOY, PROMOTE):
+        assert granted(duty, [c for c in owned if not c.is_read]) == [], duty
+        state = actions.writes_of_state(PROJECT, target.name, MODEL.state_bucket)
+        assert granted(duty, state) == [], duty
+    # The ephemeral deploy role cannot even read a protected stack's resources...
+    assert granted(DEPLOY, owned) == []
+    # ...but may read its state (outputs), as a StackReference would.
+    assert refused(DEPLOY, actions.reads_of_state(PROJECT, target.name, MODEL.state_bucket)) == []
+
+
+@pytest.mark.parametrize("protected", PROTECTED)
+def test_the_protected_deploy_can_run_a_protected_stack(protected: str) -> None:
+    target = stack(protected)
+    assert refused(DEPLOY_PROTECTED, target.resource_calls() + target.backend_calls()) == []
+
+
+def test_roles_are_made_only_under_the_boundary() -> None:
+    role = f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-{naming.slugify('feature/x')}-model"
+    for duty in (DEPLOY, DEPLOY_PROTECTED):
+        for action in ("iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"):
+            assert MODEL.decide(duty, Request(action, role)) != ALLOW
+            other = {"iam:PermissionsBoundary": f"arn:aws:iam::{ACCOUNT}:policy/admin"}
+            assert MODEL.decide(duty, Request(action, role, other)) != ALLOW
+        assert MODEL.decide(duty, Request("iam:DeleteRolePermissionsBoundary", role)) != ALLOW
+
+
+def test_nothing_outside_the_project_is_reachable() -> None:
+    other_project = (PROJECT + "x")[: naming.PROJECT_MAX]
+    if other_project == PROJECT:
+        other_project = PROJECT[:-1] + ("y" if PROJECT[-1] != "y" else "z")
+    branch = naming.branch_stack("feature/x", [])
+    names = naming.branch_names(other_project, branch, ACCOUNT, ["v1"])
+    region = MODEL.region
+    foreign = [
+        Call(
+            "lambda:UpdateFunctionCode",
+            f"arn:aws:lambda:{region}:{ACCOUNT}:function:{names.model_function}",
+        ),
+        Call("s3:PutObject", f"arn:aws:s3:::{names.artifact_bucket}/x"),
+        Call("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{names.model_role}"),
+        Call("events:PutEvents", f"arn:aws:events:{region}:{ACCOUNT}:event-bus/{names.event_bus}"),
+        Call(
+            "apigateway:PATCH",
+            f"arn:aws:apigateway:{region}::/restapis/abc/stages/v1",
+            {"aws:ResourceTag/project": other_project, "aws:ResourceTag/kind": "ephemeral"},
+        ),
+    ]
+    for duty in DUTIES:
+        assert granted(duty, foreign) == [], duty
+
+
+# ------------------------------------------------------------------ shared stack
+
+
+def test_no_ci_role_can_change_the_shared_stack() -> None:
+    iam = f"arn:aws:iam::{ACCOUNT}"
+    bucket = f"arn:aws:s3:::{MODEL.state_bucket}"
+    calls = [
+        *[
+            Call(action, role.arn)
+            for role in MODEL.roles.values()
+            for action in (
+                "iam:UpdateAssumeRolePolicy",
+                "iam:PutRolePolicy",
+                "iam:AttachRolePolicy",
+                "iam:DeleteRole",
+                "iam:DeleteRolePermissionsBoundary",
+            )
+        ],
+        Call("iam:CreatePolicyVersion", str(MODEL.outputs["role_boundary_arn"])),
+        Call("iam:DeletePolicy", str(MODEL.outputs["role_boundary_arn"])),
+        Call("iam:UpdateOpenIDConnectProviderThumbprint", str(MODEL.outputs["oidc_provider_arn"])),
+        Call(
+            "iam:PassRole",
+            f"{iam}:role/{naming.shared_names(PROJECT, ACCOUNT).api_gateway_logs_role}",
+        ),
+        Call("s3:DeleteBucket", bucket),
+        Call("s3:PutBucketPolicy", bucket),
+        Call("s3:PutBucketVersioning", bucket),
+        Call("s3:PutLifecycleConfiguration", bucket),
+        Call("s3:PutObject", f"{bucket}/.pulumi/meta.yaml"),
+        Call("s3:DeleteObjectVersion", f"{bucket}/.pulumi/stacks/{PROJECT}/feature-x.json"),
+        *actions.writes_of_state(PROJECT, naming.SHARED_STACK, MODEL.state_bucket),
+        *[
+            Call(action, key)
+            for key in MODEL.key_policies
+            for action in ("kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:DisableKey")
+        ],
+        Call("apigateway:PATCH", f"arn:aws:apigateway:{MODEL.region}::/account"),
+    ]
+    for duty in DUTIES:
+        assert granted(duty, calls) == [], duty
+
+
+# ------------------------------------------------------------------ secrets keys
+
+
+@pytest.mark.parametrize("duty", DUTIES)
+def test_each_role_decrypts_the_secrets_of_its_stack_kind_only(duty: str) -> None:
+    protected_key = MODEL.outputs["secrets_key_arn"]
+    ephemeral_key = MODEL.outputs["ephemeral_secrets_key_arn"]
+    protected_duty = duty in (DEPLOY_PROTECTED, PROMOTE_PROTECTED)
+    assert (MODEL.decide(duty, Request("kms:Decrypt", protected_key)) == ALLOW) is protected_duty
+    assert (
+        MODEL.decide(duty, Request("kms:Decrypt", ephemeral_key)) == ALLOW
+    ) is not protected_duty
+
+
+def test_the_keys_do_not_lock_out_the_account_s_administrators() -> None:
+    admin = f"arn:aws:iam::{ACCOUNT}:role/admin"
+    identity = [{"Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}]
+    for key, policy in MODEL.key_policies.items():
+        for action in ("kms:PutKeyPolicy", "kms:Decrypt", "kms:ScheduleKeyDeletion"):
+            assert evaluate_kms(identity, policy, Request(action, key, principal=admin)) == ALLOW
+        # With no IAM grant, being in the account is not enough.
+        assert evaluate_kms([], policy, Request("kms:Decrypt", key, principal=admin)) != ALLOW
+
+
+def test_the_state_bucket_refuses_plain_http() -> None:
+    own = stack("feature/x").backend_calls()
+    insecure = [Call(c.action, c.resource, {"aws:SecureTransport": False}) for c in own]
+    secure = [Call(c.action, c.resource, {"aws:SecureTransport": True}) for c in own]
+    assert granted(DEPLOY, insecure) == []
+    assert refused(DEPLOY, secure) == []
+
+
+# ------------------------------------------------------------------ pull requests
+
+
+def test_a_pull_request_reads_and_never_writes() -> None:
+    feature = stack("feature/x")
+    for target in (feature, *[stack(b) for b in PROTECTED]):
+        reads = actions.reads_of_state(PROJECT, target.name, MODEL.state_bucket)
+        assert refused(PREVIEW, reads) == []
+        assert (
+            granted(PREVIEW, actions.writes_of_state(PROJECT, target.name, MODEL.state_bucket))
+            == []
+        )
+    writes = [c for c in feature.resource_calls() if c.owned and not c.is_read]
+    assert granted(PREVIEW, writes) == []
+
+
+# ------------------------------------------------------------------ traffic
+
+
+def test_promote_moves_an_ephemeral_stack_s_traffic_and_nothing_else() -> None:
+    feature = stack("feature/x")
+    assert refused(PROMOTE, feature.traffic_calls()) == []
+    function = (
+        f"arn:aws:lambda:{MODEL.region}:{ACCOUNT}:function:{feature.outputs['model_function']}"
+    )
+    not_its_duty = [
+        Call("lambda:UpdateFunctionCode", function),
+        Call("lambda:DeleteFunction", function),
+        Call("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{feature.outputs['model_function']}"),
+    ]
+    assert granted(PROMOTE, not_its_duty) == []
+
+
+@pytest.mark.parametrize("protected", PROTECTED)
+def test_protected_traffic_moves_only_from_its_own_approval_role(protected: str) -> None:
+    target = stack(protected)
+    assert refused(PROMOTE_PROTECTED, target.traffic_calls()) == []
+    owned = [c for c in target.traffic_calls() if c.owned and not c.is_read]
+    assert granted(PROMOTE, owned) == []
+    # ...and the protected approval role cannot move an ephemeral stack's traffic.
+    feature = [c for c in stack("feature/x").traffic_calls() if c.owned]
+    assert granted(PROMOTE_PROTECTED, feature) == []
