@@ -308,6 +308,20 @@ def test_each_role_decrypts_the_secrets_of_its_stack_kind_only(duty: str) -> Non
     ) is not protected_duty
 
 
+def test_the_protected_key_refuses_ephemeral_roles_whatever_iam_grants_them() -> None:
+    # Defence in depth: a later, wider IAM policy on an ephemeral role still
+    # cannot decrypt protected secrets, because the key policy denies it.
+    everything = [{"Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}]
+    protected_key = MODEL.outputs["secrets_key_arn"]
+    for duty in (PREVIEW, DEPLOY, PROMOTE):
+        request = Request("kms:Decrypt", protected_key, principal=MODEL.roles[duty].arn)
+        assert evaluate_kms(everything, MODEL.key_policies[protected_key], request) != ALLOW
+    ephemeral_key = MODEL.outputs["ephemeral_secrets_key_arn"]
+    for duty in (DEPLOY_PROTECTED, PROMOTE_PROTECTED):
+        request = Request("kms:Decrypt", ephemeral_key, principal=MODEL.roles[duty].arn)
+        assert evaluate_kms(everything, MODEL.key_policies[ephemeral_key], request) != ALLOW
+
+
 def test_the_keys_do_not_lock_out_the_account_s_administrators() -> None:
     admin = f"arn:aws:iam::{ACCOUNT}:role/admin"
     identity = [{"Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}]
