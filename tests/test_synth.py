@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from pulumi.runtime import rpc
 
 from infra import naming
-from scripts.synth import SynthError, Synthesis, synthesize
+from scripts import synth
+from scripts.synth import SynthError, Synthesis, render_json, synthesize
 from scripts.synth import main as synth_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -349,3 +351,21 @@ def test_the_boundary_allows_everything_the_branch_roles_are_granted(
     for policy in feature.of_type("aws:iam/rolePolicy:RolePolicy"):
         granted |= allowed(policy.inputs["policy"])
     assert granted <= boundary, granted - boundary
+
+
+def test_json_carries_every_resource_s_inputs_with_secrets_masked(shared: Synthesis) -> None:
+    document = json.loads(render_json(shared))
+    rows = {(r["type"], r["name"]): r for r in document["resources"]}
+    policy = rows[("aws:iam/rolePolicy:RolePolicy", "ci-deploy-policy")]["inputs"]["policy"]
+    assert json.loads(policy)["Statement"]  # the whole document, not a summary
+    role = rows[("aws:iam/role:Role", "ci-deploy")]["inputs"]
+    assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Action"] == (
+        "sts:AssumeRoleWithWebIdentity"
+    )
+
+
+def test_secret_inputs_are_masked_wherever_they_sit() -> None:
+    secret = {rpc._special_sig_key: rpc._special_secret_sig, "value": "hunter2"}
+    masked = synth.masked({"a": secret, "b": [1, {"c": secret}], "d": "plain"})
+    assert masked == {"a": "[secret]", "b": [1, {"c": "[secret]"}], "d": "plain"}
+    assert "hunter2" not in json.dumps(masked)

@@ -230,6 +230,14 @@ def _effects(
     return effects
 
 
+def _with_principal(request: Request) -> Request:
+    """AWS sets `aws:PrincipalArn` on every request (a role session's is the role's ARN)."""
+    if not request.principal or _context_value(request.context, "aws:PrincipalArn")[0]:
+        return request
+    context = {**request.context, "aws:PrincipalArn": request.principal}
+    return Request(request.action, request.resource, context, request.principal)
+
+
 def evaluate(
     identity: Sequence[Policy],
     request: Request,
@@ -238,6 +246,7 @@ def evaluate(
     resource: Policy | None = None,
 ) -> str:
     """The decision for one principal's request within one account."""
+    request = _with_principal(request)
     own = _effects(identity, request)
     bound = _effects([boundary], request) if boundary is not None else {"Allow"}
     granted = _effects([resource], request, resource_policy=True) if resource is not None else set()
@@ -251,6 +260,7 @@ def evaluate(
 def evaluate_kms(identity: Sequence[Policy], key_policy: Policy, request: Request) -> str:
     """A KMS key: its policy must allow the caller, directly or by handing the key to IAM."""
     key = _document(key_policy)
+    request = _with_principal(request)
     account = request.principal.split(":")[4]
     root = f"arn:aws:iam::{account}:root"
     as_account = Request(request.action, request.resource, request.context, root)

@@ -216,6 +216,16 @@ def test_the_protected_deploy_can_run_a_protected_stack(protected: str) -> None:
     assert refused(DEPLOY_PROTECTED, target.resource_calls() + target.backend_calls()) == []
 
 
+def test_the_drift_check_reads_every_protected_stack_and_shared() -> None:
+    # `refresh --preview-only` takes no lock (pulumi/pulumi pkg/backend/diy/backend.go,
+    # Refresh): reading the state and decrypting its secrets is all it needs.
+    for name in (naming.SHARED_STACK, *(naming.slugify(b) for b in PROTECTED)):
+        reads = actions.reads_of_state(PROJECT, name, MODEL.state_bucket)
+        assert refused(DEPLOY_PROTECTED, reads) == [], name
+    protected_key = MODEL.outputs["secrets_key_arn"]
+    assert MODEL.decide(DEPLOY_PROTECTED, Request("kms:Decrypt", protected_key)) == ALLOW
+
+
 def test_roles_are_made_only_under_the_boundary() -> None:
     role = f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-{naming.slugify('feature/x')}-model"
     for duty in (DEPLOY, DEPLOY_PROTECTED):

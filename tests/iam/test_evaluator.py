@@ -266,3 +266,12 @@ def test_unknown_operators_and_elements_are_refused_not_passed() -> None:
         )
     with pytest.raises(UnsupportedPolicy):
         evaluate([doc(allow("x:Y", Sidd="typo"))], Request("x:Y"))
+
+
+def test_the_principal_arn_is_always_in_the_request_context() -> None:
+    # aws:PrincipalArn is a global key AWS sets on every request.
+    guard = deny("kms:Decrypt", Condition={"ArnLike": {"aws:PrincipalArn": ROLE}})
+    request = Request("kms:Decrypt", "k", principal=ROLE)
+    assert evaluate([doc(allow("kms:*"), guard)], request) == EXPLICIT_DENY
+    other = Request("kms:Decrypt", "k", principal=f"arn:aws:iam::{ACCOUNT}:role/other")
+    assert evaluate([doc(allow("kms:*"), guard)], other) == ALLOW
