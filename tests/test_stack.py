@@ -198,6 +198,16 @@ def test_pulumi_s_exit_code_is_passed_through(
     assert f"failed with exit code {code}" in capfd.readouterr().err
 
 
+def test_an_authentication_failure_is_exit_3(
+    fake_pulumi, kms, monkeypatch: pytest.MonkeyPatch, capfd
+) -> None:
+    # No backend URL is Pulumi Cloud, which wants a token in a non-interactive run.
+    monkeypatch.delenv("PULUMI_BACKEND_URL")
+    monkeypatch.delenv("PULUMI_ACCESS_TOKEN", raising=False)
+    assert stack.main(["preview", "--branch", BRANCH]) == 3
+    assert "PULUMI_ACCESS_TOKEN must be set" in capfd.readouterr().err
+
+
 def test_deploy_refuses_a_plan_whose_state_changed_since_the_preview(
     fake_pulumi, kms, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
