@@ -564,6 +564,22 @@ def cancel(bucket: FileBucket | S3Bucket, project: str, args: list[str]) -> None
     print(f"The currently running update for '{stack.name}' has been canceled!")
 
 
+def plugin_rm(args: list[str]) -> int:
+    """plugin_remove.go: KIND [NAME [VERSION range]]; the stand-in's cache is always empty."""
+    filters = positional(args)[2:]
+    kinds = {"analyzer", "language", "resource", "converter", "tool"}
+    if not filters and "--all" not in args:
+        fail("please pass --all if you'd like to remove all plugins")
+    if filters and filters[0] not in kinds:
+        fail(f"unrecognized plugin kind: {filters[0]}")
+    if len(filters) > 2 and not filters[2].lstrip("!<>=~^").split(".")[0].isdigit():
+        fail(f"invalid plugin semver: {filters[2]}")
+    if "--yes" not in args and "-y" not in args:
+        fail("--yes must be passed in to proceed when running in non-interactive mode", 2)
+    sys.stderr.write("no plugins found to uninstall\n")
+    return 0
+
+
 def scripted(args: list[str]) -> bool:
     """Test hooks that replace the model: a forced failure, or a scripted answer."""
     log = os.environ.get("FAKE_PULUMI_LOG")
@@ -603,6 +619,8 @@ def main(args: list[str]) -> int:
     if args[:1] == ["version"]:
         print(f"v{CLI_VERSION}")
         return 0
+    if args[:2] in (["plugin", "rm"], ["plugin", "remove"]):
+        return plugin_rm(args)
     bucket = open_backend()
     project = str(yaml.safe_load((project_dir() / "Pulumi.yaml").read_text())["name"])
     command = positional(args)[:2]

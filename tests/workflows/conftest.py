@@ -97,6 +97,10 @@ def pulumi_cli_version() -> str:
     return match[1]
 
 
+def _setup_call(argv: list[str]) -> bool:
+    return argv == ["version"] or argv[:1] == ["plugin"]
+
+
 def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-c", "user.name=act-test", "-c", "user.email=act-test@example.invalid", *args],
@@ -161,6 +165,7 @@ class ActRun:
     stderr: str
     pulumi_calls: list[list[str]]
     pulumi_env: list[dict[str, Any]]
+    all_pulumi_calls: list[list[str]]  # with the setup action's own
     aws_roles: list[dict[str, str]]
     artifacts: Path
 
@@ -346,8 +351,10 @@ class Act:
             seconds=time.monotonic() - started,
             entries=entries,
             stderr=result.stderr,
-            pulumi_calls=[c for c in read(logs["pulumi"]) if c != ["version"]],
-            pulumi_env=[e for e in read(logs["pulumi-env"]) if e["argv"] != ["version"]],
+            # The setup action's own calls (version check, plugin cache pruning) aside.
+            pulumi_calls=[c for c in read(logs["pulumi"]) if not _setup_call(c)],
+            pulumi_env=[e for e in read(logs["pulumi-env"]) if not _setup_call(e["argv"])],
+            all_pulumi_calls=read(logs["pulumi"]),
             aws_roles=read(logs["aws"]),
             artifacts=artifacts,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -24,6 +25,7 @@ from tests.workflows.conftest import (
     ACT_TIMEOUT_SECONDS,
     FAILING_SUITE,
     ROLES,
+    ROOT,
     SECRETS,
     Act,
     ActRun,
@@ -97,6 +99,11 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
     assert ["stack", "output", "--json", "--stack", STACK, "--non-interactive"] in run.pulumi_calls
     assert ["config", "set", "mlship:branch", BRANCH, "--stack", STACK, "--non-interactive"] in (
         run.pulumi_calls
+    )
+    # The setup action kept only the pinned provider in the plugin cache.
+    aws_pin = re.search(r"^pulumi-aws==([0-9.]+)", (ROOT / "requirements.txt").read_text(), re.M)
+    assert f"plugin rm resource aws !={aws_pin[1]} --yes" in " ".join(
+        " ".join(c) for c in run.all_pulumi_calls
     )
     # The backend and the token reached pulumi; so did credentials, from the AWS step.
     assert all(e["backend"] == "s3://mlship-state-act-test" for e in run.pulumi_env)
