@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import nox
 
@@ -67,6 +68,17 @@ def synth(session: nox.Session) -> None:
     session.run("python", "-m", "scripts.synth", *session.posargs)
 
 
+@nox.session(venv_backend="none")
+def policy(session: nox.Session) -> None:
+    """Create the policy pack's virtualenv (policy/venv) that preview and up run it with."""
+    # pulumi installs a missing analyzer plugin, never a Python pack's dependencies.
+    venv = os.path.join("policy", "venv")
+    uv = [sys.executable, "-m", "uv"]
+    session.run(*uv, "venv", "--allow-existing", "--python", sys.executable, venv)
+    python = os.path.join(venv, "bin", "python")
+    session.run(*uv, "pip", "install", "--python", python, "-r", "policy/requirements.txt")
+
+
 @nox.session
 def names(session: nox.Session) -> None:
     """Print a branch's stack, kind, tags and every physical name: -- BRANCH..."""
@@ -101,6 +113,12 @@ _SCRIPT_SESSIONS = {
         ["drift"],
         "--branch NAME | --stack shared",
         "Refresh a stack in preview and fail if the cloud drifted from it: -- --branch NAME.",
+    ),
+    "unlock": (
+        "scripts.stack",
+        ["unlock"],
+        "--branch NAME | --stack shared",
+        "Release the stack locks a killed pulumi left on this machine; name pending operations.",
     ),
     "smoke": (
         "scripts.smoke",
@@ -165,12 +183,19 @@ _SCRIPT_SESSIONS = {
 }
 
 
+# A cancelled CI job interrupts nox, not the script under it: nox passes that on at
+# once as a terminate, which scripts.stack hands to pulumi as a graceful cancel, and
+# then waits for pulumi to finish cancelling instead of killing it 0.2 s later.
+_DRIVES_PULUMI = {"interrupt_timeout": 0, "terminate_timeout": None}
+
+
 def _script_session(name: str, module: str, fixed: list[str], usage: str, doc: str) -> None:
     def run(session: nox.Session) -> None:
         if not session.posargs and name != "cleanup":
             _usage(session, usage)
         _install(session, *RUNTIME)
-        session.run("python", "-m", module, *fixed, *session.posargs)
+        timeouts = _DRIVES_PULUMI if module in {"scripts.stack", "scripts.cleanup"} else {}
+        session.run("python", "-m", module, *fixed, *session.posargs, **timeouts)
 
     run.__doc__ = doc
     run.__name__ = name

@@ -99,6 +99,8 @@ from scripts.stack import INSTALL_HINT
 
 PROJECT_ROOT = config.REPO_ROOT
 STATE_DIR_NAME = ".pulumi-bootstrap"
+# `pulumi preview --expect-no-changes` exits 7 when it finds changes (exit_codes.go).
+EXIT_CHANGES_PROPOSED = 7
 SHARED = naming.SHARED_STACK
 
 APPROVAL_ENVIRONMENTS = naming.APPROVAL_ENVIRONMENTS
@@ -561,23 +563,30 @@ class SharedStack:
         where = f"in {backend.url}"
         if self.inputs.dry_run:
             # A preview reads the cloud and the state and writes neither.
-            preview = self.pulumi.run(
-                backend, "preview", "--stack", SHARED, "--expect-no-changes", check=False
-            )
-            if preview.returncode == 0:
+            if not self.changes_pending(backend):
                 return StackResult(Change("stack", SHARED, UNCHANGED, where), outputs)
-            detail = f"{where}: the preview above found changes (or failed)"
+            detail = f"{where}: the preview above found changes"
             return StackResult(Change("stack", SHARED, WOULD_UPDATE, detail), outputs)
         self.progress.note(f"shared stack: already {where}; checking for changes")
         self.configure(backend)
-        preview = self.pulumi.run(
-            backend, "preview", "--stack", SHARED, "--expect-no-changes", check=False
-        )
-        if preview.returncode == 0:
+        if not self.changes_pending(backend):
             return StackResult(Change("stack", SHARED, UNCHANGED, where), outputs)
         self.pulumi.run(backend, "up", "--yes", "--stack", SHARED)
         outputs = _outputs(self.pulumi, backend)
         return StackResult(Change("stack", SHARED, UPDATED, where), outputs)
+
+    def changes_pending(self, backend: Backend) -> bool:
+        """`preview --expect-no-changes`: 0 none, 7 some (exit_codes.go ExitNoChanges)."""
+        preview = self.pulumi.run(
+            backend, "preview", "--stack", SHARED, "--expect-no-changes", check=False
+        )
+        if preview.returncode in {0, EXIT_CHANGES_PROPOSED}:
+            return preview.returncode == EXIT_CHANGES_PROPOSED
+        # Any other code is a failure (3 authentication, 6 no stack, 1 the rest), not changes.
+        raise aws.ScriptError(
+            f"`pulumi preview --stack {SHARED}` ({backend.label} backend {backend.url}) failed "
+            f"with exit code {preview.returncode}; see its output above"
+        )
 
     def migrate(self, local: Backend, outputs: Mapping[str, Any]) -> None:
         """Local state -> the bucket the stack made, re-keyed to its KMS key; then one copy."""

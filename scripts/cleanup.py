@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from infra import config, naming
-from scripts import aws, summary
+from scripts import aws, backend, summary
 from scripts.progress import Progress
 from scripts.stack import INSTALL_HINT
 
@@ -46,7 +46,10 @@ class StackInfo:
     name: str  # as pulumi printed it, possibly `org/project/stack`: what destroy is given
     last_update: dt.datetime | None
     resource_count: int | None
+    # Pulumi Cloud reports a running update here; the diy (S3) backend never does: its
+    # locks say it (scripts.backend), and `locked_by` carries who holds them.
     update_in_progress: bool = False
+    locked_by: str = ""
 
     @property
     def stack(self) -> str:
@@ -189,6 +192,23 @@ def branch_slugs(branches: Sequence[str], stream: TextIO) -> dict[str, str]:
     return slugs
 
 
+def with_locks(stacks: Sequence[StackInfo], project: str) -> list[StackInfo]:
+    """Each stack with the holders of its locks in the diy backend (PULUMI_BACKEND_URL).
+
+    A lock is a running up, destroy or refresh (pkg/backend/diy/lock.go), or one a killed
+    run left behind; either way the stack is not the sweeper's to destroy now.
+    """
+    diy = backend.open_backend(os.environ.get("PULUMI_BACKEND_URL"))
+    if diy is None:
+        return list(stacks)
+    found = []
+    for info in stacks:
+        locks = diy.locks(project, info.stack)
+        holders = "; ".join(lock.describe() for lock in locks)
+        found.append(dataclasses.replace(info, locked_by=holders) if locks else info)
+    return found
+
+
 # ---------------------------------------------------------------- decisions
 
 
@@ -261,6 +281,8 @@ def _decide(
     guarded = protection(info.stack, project, root)
     if guarded:
         return Decision(info, branch, age, guarded, destroy=False)
+    if info.locked_by:
+        return Decision(info, branch, age, f"kept: locked by {info.locked_by}", destroy=False)
     if info.update_in_progress:
         return Decision(info, branch, age, "kept: an update is running on it", destroy=False)
     if branch is None:
@@ -376,7 +398,8 @@ def run(args: argparse.Namespace, root: Path, stream: TextIO) -> int:
     pulumi = shutil.which("pulumi")
     if pulumi is None:
         raise aws.UsageError(INSTALL_HINT)
-    decisions = decide(list_stacks(pulumi, root), live, now, project, root)
+    listed = with_locks(list_stacks(pulumi, root), project.project)
+    decisions = decide(listed, live, now, project, root)
     stale = [d for d in decisions if d.destroy]
     outcome: dict[str, str] = {}
     if args.yes and stale:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from hypothesis import settings
 from moto.server import ThreadedMotoServer
 
@@ -24,30 +25,43 @@ settings.register_profile("local", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "local")
 
+FAKE_PULUMI_MODULE = Path(__file__).resolve().parent / "fake_pulumi.py"
+# The `pulumi` executable: runs tests/fake_pulumi.py (read it for what it models) with
+# the test virtualenv's python.
 FAKE_PULUMI = textwrap.dedent(
     """\
     #!{python}
-    # Stands in for the Pulumi CLI: records its argv, answers from a script.
-    import json, os, sys
-    with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
-        log.write(json.dumps(sys.argv[1:]) + "\\n")
-    failing = os.environ.get("FAKE_PULUMI_FAIL_ON", "")
-    if failing and failing in sys.argv[1:]:
-        sys.exit(3)
-    answers = os.environ.get("FAKE_PULUMI_ANSWERS")
-    if answers:
-        # {"stack output": "<text>", "stack ls": "<text>"}: printed for matching calls.
-        for prefix, text in json.load(open(answers)).items():
-            if sys.argv[1:len(prefix.split()) + 1] == prefix.split():
-                sys.stdout.write(text)
-                break
+    import runpy, sys
+    sys.argv[0] = "pulumi"
+    runpy.run_path({module!r}, run_name="__main__")
     """
-)
+).replace("{module!r}", repr(str(FAKE_PULUMI_MODULE)))
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def policy_pack_with_venv(directory: Path, *, python: str = sys.executable) -> Path:
+    """A copy of the policy pack whose virtualenv runs `python` (the tests': it has the deps)."""
+    pack = directory / "policy"
+    pack.mkdir(parents=True)
+    for name in ("PulumiPolicy.yaml", "requirements.txt", "__main__.py", "rules.py"):
+        (pack / name).write_text((REPO_ROOT / "policy" / name).read_text())
+    bin_dir = pack / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (pack / "venv" / "pyvenv.cfg").write_text(f"home = {Path(python).parent}\n")
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec {python} "$@"\n')
+    (bin_dir / "python").chmod(0o755)
+    return pack
 
 
 @pytest.fixture
 def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[list[str]]]:
-    """A `pulumi` on PATH that records each call; returns a reader of the calls."""
+    """A `pulumi` on PATH (tests/fake_pulumi.py) on a fresh workspace and a file:// backend.
+
+    The workspace is a project directory holding only Pulumi.yaml, as a CI runner's
+    checkout holds no stack settings file; scripts.stack runs pulumi there, with a copy of
+    the policy pack whose virtualenv exists. Returns a reader of the calls, whose
+    attributes name the workspace, the backend directory and the pack.
+    """
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     executable = bin_dir / "pulumi"
@@ -55,13 +69,51 @@ def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[],
     executable.chmod(executable.stat().st_mode | stat.S_IEXEC)
     log = tmp_path / "pulumi-calls.jsonl"
     log.touch()
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / "Pulumi.yaml").write_text((REPO_ROOT / "Pulumi.yaml").read_text())
+    state = tmp_path / "backend"
+    state.mkdir()
+    pack = policy_pack_with_venv(tmp_path / "pack")
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     monkeypatch.setenv("FAKE_PULUMI_LOG", str(log))
+    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{state}")
+    for name in (
+        "PULUMI_CONFIG_PASSPHRASE",
+        "PULUMI_CONFIG_PASSPHRASE_FILE",
+        "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER",
+        "PULUMI_SECRETS_PROVIDER",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(workspace)
+    monkeypatch.setattr("scripts.stack.PROJECT_ROOT", workspace)
+    monkeypatch.setattr("scripts.stack.POLICY_PACK", pack)
 
     def calls() -> list[list[str]]:
         return [json.loads(line) for line in log.read_text().splitlines()]
 
+    calls.workspace = workspace
+    calls.backend = state
+    calls.pack = pack
     return calls
+
+
+def seed_stack(fake, name: str, *, locked_by: str | None = None) -> None:
+    """A stack as a deploy leaves it in the fake's backend (KMS provider in its state)."""
+    project = str(yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())["name"])
+    bookkeeping = fake.backend / ".pulumi"
+    state = {
+        "secrets_providers": {"type": "cloud", "state": {"url": "awskms://alias/x", "key": "k"}},
+        "resources": [],
+    }
+    path = bookkeeping / "stacks" / project / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 3, "checkpoint": {"stack": name, "latest": state}}))
+    if locked_by:
+        lock = bookkeeping / "locks" / "organization" / project / name / "held.json"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        host = {"pid": 4242, "username": "runner", "hostname": locked_by, "timestamp": "t"}
+        lock.write_text(json.dumps(host))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -271,7 +271,8 @@ FAKE_PULUMI = textwrap.dedent(
         stack["outputs"] = world["outputs"]
         world["pending_changes"] = False
     elif args[0] == "preview":
-        done(1 if world.get("pending_changes") else 0)
+        # exit_codes.go: 7 is ExitNoChanges (changes where none were expected).
+        done(7 if world.get("pending_changes") else 0)
     elif args[:2] == ["stack", "output"]:
         done(out=json.dumps(stack["outputs"]))
     elif args[:2] == ["stack", "change-secrets-provider"]:
@@ -567,6 +568,19 @@ def test_stack_changes_are_applied_on_the_bucket_backend(gh: FakeGitHub, world: 
     assert ("s3", "up --yes") in world.commands()
     assert "| stack | shared | updated |" in out
     assert f"1 changed, {len(WANTED) + len(VARIABLES)} already right." in out
+
+
+def test_a_failing_preview_is_an_error_not_changes(gh: FakeGitHub, world: World, run):
+    _configure_everything(gh, ["alice", "bob"])
+    _remote_stack(world)
+    world.update(fail=["preview"])  # exit 3, as an expired login would
+
+    code, _, err = run()
+
+    assert code == 1
+    assert "failed with exit code 3" in err
+    assert ("s3", "up --yes") not in world.commands()
+    assert gh.writes == []
 
 
 def test_backend_url_flag_wins(gh: FakeGitHub, world: World, run) -> None:

@@ -16,6 +16,7 @@ import yaml
 
 from infra import config, naming
 from scripts import aws, cleanup
+from tests.conftest import seed_stack
 
 NOW = "2024-06-01T00:00:00Z"
 STACK_LS = ["stack", "ls", "--json", "--non-interactive"]
@@ -58,12 +59,18 @@ def remote(tmp_path: Path):
 def stacks(fake_pulumi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Sets what `pulumi stack ls --json` answers; returns the fake's call log."""
 
+    # cleanup runs pulumi in the project root; by default the fake's fresh workspace.
+    monkeypatch.setattr(cleanup, "PROJECT_ROOT", fake_pulumi.workspace)
+
     def answer(*entries: dict) -> None:
+        for entry in entries:
+            seed_stack(fake_pulumi, entry["name"].rsplit("/", 1)[-1])
         answers = tmp_path / "pulumi-answers.json"
         answers.write_text(json.dumps({"stack ls": json.dumps(list(entries))}))
         monkeypatch.setenv("FAKE_PULUMI_ANSWERS", str(answers))
 
     answer.calls = fake_pulumi
+    answer.fake = fake_pulumi
     return answer
 
 
@@ -255,6 +262,17 @@ def test_running_updates_and_never_updated_live_stacks_are_kept(remote, stacks, 
     out = capsys.readouterr().out
     assert _row(out, GONE)[3] == "kept: an update is running on it"
     assert _row(out, FRESH)[2:4] == ["?", "kept: branch live, never updated (TTL 168h)"]
+
+
+def test_a_locked_stack_is_kept_however_stale(
+    remote, stacks, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The diy backend never reports a running update in `stack ls`; its lock file does.
+    stacks(_stack(GONE, 1), _stack(OLD, 1))
+    seed_stack(stacks.fake, GONE, locked_by="fv-az12-34")
+    assert cleanup.main(["--yes", "--remote", remote("main"), "--now", NOW]) == 0
+    assert _destroyed(stacks.calls()) == [OLD]
+    assert _row(capsys.readouterr().out, GONE)[3].startswith("kept: locked by runner@fv-az12-34")
 
 
 def test_branches_file_accepts_names_and_ls_remote_output(

@@ -4,8 +4,10 @@ What stands in for what:
 - the repository: a snapshot of the working tree in a fresh git repository whose origin
   is github.com/acme/mlship (act names `github.repository` after it);
 - remote actions: composite stand-ins (tests/workflows/standins.py) via --local-repository;
-- the Pulumi CLI: tests/conftest.py's recording `pulumi`, answering `stack output` with
-  the outputs of a stack built in moto, and `version` with the pinned CLI version;
+- the Pulumi CLI: tests/fake_pulumi.py (stacks, settings files, secrets providers, locks
+  and exit codes as the real CLI has them), its diy backend in moto's S3; `stack output`
+  answers with the outputs of a stack built in moto, `version` with the pinned version;
+- the runner's uv cache: the policy pack's virtualenv is made offline from this machine's;
 - AWS: the session's moto server behind `AwsFront` (Lambda invoke by the real handler,
   documentation versions kept in memory); the credentials come only from the
   configure-aws-credentials stand-in, which records the role each job asked for;
@@ -23,17 +25,21 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+import yaml
 
 from tests.conftest import FAKE_PULUMI
 from tests.workflows.standins import AwsFront, GitHubApi, action_repos
 
 ROOT = Path(__file__).resolve().parents[2]
+# The diy backend's bucket, in moto: the stand-in pulumi keeps its objects there.
+STATE_BUCKET = "mlship-state-act-test"
 REPOSITORY = "acme/mlship"
 ACT_TIMEOUT_SECONDS = 240
 ROLES = {
@@ -46,7 +52,8 @@ ROLES = {
 VARS = {
     **ROLES,
     "AWS_REGION": "us-east-1",
-    "PULUMI_BACKEND_URL": "s3://mlship-state-act-test",
+    "PULUMI_BACKEND_URL": f"s3://{STATE_BUCKET}",
+    "PULUMI_SECRETS_PROVIDER": "awskms://alias/mlship-act-test-secrets?region=us-east-1",
     # The test job runs the `tests` session only: lint judges the whole working tree,
     # which work in progress elsewhere may leave unformatted; test_static.py runs
     # zizmor and the workflow schema itself.
@@ -64,31 +71,36 @@ SECRETS = {
 PASSING_SUITE = "tests/workflows/act_cases/passing_suite.py"
 FAILING_SUITE = "tests/workflows/act_cases/failing_suite.py"
 
-# Appended to tests/conftest.py's fake: what a real `pulumi` leaves behind that the next
-# job depends on, and what reached it from the workflow's environment.
-FAKE_PULUMI_EXTRA = """
-args = sys.argv[1:]
-if os.environ.get("FAKE_PULUMI_ENV_LOG"):
-    with open(os.environ["FAKE_PULUMI_ENV_LOG"], "a") as log:
-        log.write(json.dumps({
-            "argv": args,
-            "backend": os.environ.get("PULUMI_BACKEND_URL"),
-            "access_token_set": bool(os.environ.get("PULUMI_ACCESS_TOKEN")),
-            "aws_credentials": bool(os.environ.get("AWS_ACCESS_KEY_ID")),
-        }) + "\\n")
-if "--save-plan" in args:
-    with open(args[args.index("--save-plan") + 1], "w") as plan:
-        json.dump({"fake-plan-of": args[args.index("--stack") + 1]}, plan)
-if args[:1] == ["up"] and "--plan" in args and not os.path.isfile(args[args.index("--plan") + 1]):
-    sys.stderr.write("fake pulumi: the plan to apply is missing\\n")
-    sys.exit(4)
-"""
+
+def project_name() -> str:
+    return str(yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"])
+
+
+def state_objects(aws: str) -> list[str]:
+    """The keys of the diy backend's objects in moto."""
+    s3 = boto3.client("s3", endpoint_url=aws, region_name="us-east-1")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=STATE_BUCKET)
+    return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+def seed_deployed_stack(aws: str, stack: str) -> None:
+    """A stack as an earlier deploy left it: its state names the KMS secrets provider."""
+    s3 = boto3.client("s3", endpoint_url=aws, region_name="us-east-1")
+    provider = {"type": "cloud", "state": {"url": VARS["PULUMI_SECRETS_PROVIDER"], "key": "k"}}
+    latest = {"secrets_providers": provider, "resources": []}
+    body = {"version": 3, "checkpoint": {"stack": stack, "latest": latest}}
+    key = f".pulumi/stacks/{project_name()}/{stack}.json"
+    s3.put_object(Bucket=STATE_BUCKET, Key=key, Body=json.dumps(body).encode())
 
 
 def pulumi_cli_version() -> str:
     match = re.search(r"^pulumi==([0-9.]+)", (ROOT / "requirements.txt").read_text(), re.M)
     assert match, "requirements.txt pins no pulumi"
     return match[1]
+
+
+def _setup_call(argv: list[str]) -> bool:
+    return argv == ["version"] or argv[:1] == ["plugin"]
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -155,6 +167,7 @@ class ActRun:
     stderr: str
     pulumi_calls: list[list[str]]
     pulumi_env: list[dict[str, Any]]
+    all_pulumi_calls: list[list[str]]  # with the setup action's own
     aws_roles: list[dict[str, str]]
     artifacts: Path
 
@@ -216,7 +229,7 @@ class Act:
         bin_dir = self.workdir / "bin"
         bin_dir.mkdir(exist_ok=True)
         executable = bin_dir / "pulumi"
-        executable.write_text(FAKE_PULUMI.replace("{python}", sys.executable) + FAKE_PULUMI_EXTRA)
+        executable.write_text(FAKE_PULUMI.replace("{python}", sys.executable))
         executable.chmod(0o755)
         return bin_dir
 
@@ -232,10 +245,12 @@ class Act:
         runner_env: Mapping[str, str] | None = None,
         verbose: bool = False,
         job: str | None = None,
+        while_running: Callable[[subprocess.Popen], None] | None = None,
     ) -> ActRun:
         """act EVENT for one workflow file. `env` is the host environment act passes on;
         `runner_env` overrides what act itself sets for every step (e.g. GITHUB_API_URL);
-        `verbose` logs act's decisions too, such as a job skipped by its `if`."""
+        `verbose` logs act's decisions too, such as a job skipped by its `if`;
+        `while_running` gets the act process while it runs (to cancel it, say)."""
         self.runs += 1
         run_dir = self.workdir / f"run-{self.runs}"
         home, cache, artifacts = run_dir / "home", run_dir / "act-cache", run_dir / "artifacts"
@@ -251,7 +266,14 @@ class Act:
         for log in logs.values():
             log.touch()
 
+        uv_cache = subprocess.run(
+            [sys.executable, "-m", "uv", "cache", "dir"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         process_env = {
+            # What the policy session installs comes from the cache, as a warm runner's does.
+            "UV_CACHE_DIR": uv_cache,
+            "UV_OFFLINE": "1",
+            "UV_PYTHON_DOWNLOADS": "never",
             # The fake pulumi first, then this virtualenv's python, nox and pytest.
             "PATH": f"{self._fake_pulumi()}:{Path(sys.executable).parent}:/usr/bin:/bin",
             "HOME": str(home),
@@ -297,14 +319,24 @@ class Act:
             ),
         ]
         started = time.monotonic()
-        result = subprocess.run(
-            command,
-            cwd=self.repo,
-            env=process_env,
-            capture_output=True,
-            text=True,
-            timeout=ACT_TIMEOUT_SECONDS,
-            check=False,
+        # Files, not pipes: nobody reads a pipe while `while_running` waits.
+        out_file, err_file = run_dir / "act.stdout", run_dir / "act.stderr"
+        with (
+            out_file.open("w") as out,
+            err_file.open("w") as err,
+            subprocess.Popen(
+                command, cwd=self.repo, env=process_env, stdout=out, stderr=err
+            ) as process,
+        ):
+            try:
+                if while_running:
+                    while_running(process)
+                process.wait(timeout=ACT_TIMEOUT_SECONDS)
+            except BaseException:
+                process.kill()
+                raise
+        result = subprocess.CompletedProcess(
+            command, process.returncode, out_file.read_text(), err_file.read_text()
         )
         entries = []
         for line in result.stdout.splitlines():
@@ -321,8 +353,10 @@ class Act:
             seconds=time.monotonic() - started,
             entries=entries,
             stderr=result.stderr,
-            pulumi_calls=[c for c in read(logs["pulumi"]) if c != ["version"]],
-            pulumi_env=[e for e in read(logs["pulumi-env"]) if e["argv"] != ["version"]],
+            # The setup action's own calls (version check, plugin cache pruning) aside.
+            pulumi_calls=[c for c in read(logs["pulumi"]) if not _setup_call(c)],
+            pulumi_env=[e for e in read(logs["pulumi-env"]) if not _setup_call(e["argv"])],
+            all_pulumi_calls=read(logs["pulumi"]),
             aws_roles=read(logs["aws"]),
             artifacts=artifacts,
         )
@@ -340,6 +374,8 @@ def act(  # noqa: PLR0917 - pytest hands fixtures over as parameters
     """An act runner on a clean moto account (the `aws` fixture resets it), its GitHub API
     the test's `github_api`."""
     aws_front.reset()
+    s3 = boto3.client("s3", endpoint_url=aws, region_name="us-east-1")
+    s3.create_bucket(Bucket=STATE_BUCKET)
     return Act(
         repo=act_repo, workdir=tmp_path, standins=standin_actions, aws=aws_front, github=github_api
     )

@@ -8,13 +8,31 @@ moto, and the artifacts handed from job to job.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
 from scripts import events, outputs
 from tests.moto_stack import build_deployed_stack
-from tests.workflows.conftest import FAILING_SUITE, ROLES, SECRETS, Act, ActRun
+from tests.workflows.conftest import (
+    ACT_TIMEOUT_SECONDS,
+    FAILING_SUITE,
+    ROLES,
+    ROOT,
+    SECRETS,
+    Act,
+    ActRun,
+    project_name,
+    seed_deployed_stack,
+    state_objects,
+)
 
 BRANCH = "feature/Fancy_Model"
 # The slug infra.naming gives the branch (README: "Branches, stacks and names");
@@ -82,6 +100,11 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
     assert ["config", "set", "mlship:branch", BRANCH, "--stack", STACK, "--non-interactive"] in (
         run.pulumi_calls
     )
+    # The setup action kept only the pinned provider in the plugin cache.
+    aws_pin = re.search(r"^pulumi-aws==([0-9.]+)", (ROOT / "requirements.txt").read_text(), re.M)
+    assert f"plugin rm resource aws !={aws_pin[1]} --yes" in " ".join(
+        " ".join(c) for c in run.all_pulumi_calls
+    )
     # The backend and the token reached pulumi; so did credentials, from the AWS step.
     assert all(e["backend"] == "s3://mlship-state-act-test" for e in run.pulumi_env)
     assert all(e["access_token_set"] and e["aws_credentials"] for e in run.pulumi_env)
@@ -145,15 +168,85 @@ def test_a_failing_test_job_stops_everything_after_it(act: Act):
     assert alias["FunctionVersion"] == "1"
 
 
-def test_deleting_a_feature_branch_destroys_its_stack(act: Act):
+def test_deleting_a_branch_that_never_deployed_creates_and_destroys_nothing(act: Act, aws):
     run = act("delete", delete_event(BRANCH), "delete.yml")
 
     assert run.returncode == 0, run.explain()
     assert run.results == {"destroy": "success"}
-    destroy = ["destroy", "--stack", STACK, "--yes", "--remove", "--non-interactive"]
-    assert destroy in run.pulumi_calls
+    assert "nothing to destroy" in run.text
+    assert not any(c[0] == "destroy" or "--create" in c for c in run.pulumi_calls)
+    assert state_objects(aws) == []
     assert [r["role"] for r in run.aws_roles] == [ROLES["AWS_DEPLOY_ROLE_ARN"]]
     assert_no_secret_leaked(run)
+
+
+def _cancel_when_pulumi_up_hangs(marker: Path, pids: list[int]):
+    def cancel(process: subprocess.Popen) -> None:
+        for _ in range(int(ACT_TIMEOUT_SECONDS / 0.1)):
+            if marker.is_file() and marker.read_text():
+                break
+            if process.poll() is not None:
+                return
+            time.sleep(0.1)
+        pids.append(int(marker.read_text()))
+        # The Actions UI's cancel: act stops the step and runs the `if: cancelled()` steps.
+        process.send_signal(signal.SIGINT)
+
+    return cancel
+
+
+def test_a_branch_lives_on_fresh_runners_through_a_cancelled_deploy_to_its_deletion(
+    act: Act, aws, tmp_path: Path
+):
+    """Every job a fresh workspace (act gives each its own): nothing but the backend and
+    the artifacts carries a stack from one job to the next, as on GitHub."""
+    deployed_in_moto(act, BRANCH)
+    checkpoint = f".pulumi/stacks/{project_name()}/{STACK}.json"
+
+    first = act("push", push_event(BRANCH), "push.yml", job="deploy")
+    assert first.results == {"test": "success", "preview": "success", "deploy": "success"}, (
+        first.explain()
+    )
+    assert checkpoint in state_objects(aws)
+
+    marker, pids = tmp_path / "pulumi-up.pid", []
+    try:
+        cancelled = act(
+            "push",
+            push_event(BRANCH),
+            "push.yml",
+            job="deploy",
+            env={"FAKE_PULUMI_HANG": "up", "FAKE_PULUMI_HANG_MARKER": str(marker)},
+            while_running=_cancel_when_pulumi_up_hangs(marker, pids),
+        )
+    finally:
+        for pid in pids:  # what the runner's kill of the process tree ends
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert pids, cancelled.explain()
+    assert cancelled.results.get("deploy") != "success", cancelled.explain()
+    # The cleanup step released the lock the killed pulumi left, and said how to repair
+    # the create it interrupted.
+    assert "released 1 lock(s)" in cancelled.text, cancelled.explain()
+    assert "--import-pending-creates" in cancelled.text
+    assert not [key for key in state_objects(aws) if "/locks/" in key]
+
+    after = act("push", push_event(BRANCH), "push.yml", job="deploy")
+    assert after.results == {"test": "success", "preview": "success", "deploy": "success"}, (
+        after.explain()
+    )
+    assert [c[0] for c in after.pulumi_calls if c[0] in {"preview", "up"}] == ["preview", "up"]
+
+    gone = act("delete", delete_event(BRANCH), "delete.yml")
+    assert gone.results == {"destroy": "success"}, gone.explain()
+    assert ["destroy", "--stack", STACK, "--yes", "--remove", "--non-interactive"] in (
+        gone.pulumi_calls
+    )
+    assert checkpoint not in state_objects(aws)
+    for run in (first, cancelled, after, gone):
+        # Every pulumi process could find an existing stack's KMS provider in its state.
+        assert all(e["fallback"] == "true" for e in run.pulumi_env)
+        assert_no_secret_leaked(run)
 
 
 def test_deleting_the_default_branch_destroys_nothing(act: Act):
@@ -268,7 +361,10 @@ def test_manual_rollback_puts_the_previous_version_back(act: Act):
     assert history[0]["detail"]["reason"] == "act test"
 
 
-def test_the_scheduled_drift_check_refreshes_every_protected_stack_read_only(act: Act):
+def test_the_scheduled_drift_check_refreshes_every_protected_stack_read_only(act: Act, aws):
+    for stack in ("main", "shared"):
+        seed_deployed_stack(aws, stack)
+    before = state_objects(aws)
     # Only the drift job: the sweeper lists branches with `gh api`, which needs GitHub.
     run = act("schedule", {"schedule": "17 3 * * *"}, "schedule.yml", job="drift")
 
@@ -278,9 +374,20 @@ def test_the_scheduled_drift_check_refreshes_every_protected_stack_read_only(act
     for call in run.pulumi_calls:
         if call[0] == "refresh":
             assert "--preview-only" in call and "--expect-no-changes" in call
-    assert not any(c[0] in {"up", "destroy"} for c in run.pulumi_calls)
+    assert not any(c[0] in {"up", "destroy"} or "--create" in c for c in run.pulumi_calls)
     # Read-only by `--preview-only`; the protected role, as only it decrypts their secrets.
     assert [r["role"] for r in run.aws_roles] == [ROLES["AWS_DEPLOY_PROTECTED_ROLE_ARN"]] * 2
+    assert state_objects(aws) == before  # read only: no lock, no new checkpoint
+
+    drifted = act(
+        "schedule",
+        {"schedule": "17 3 * * *"},
+        "schedule.yml",
+        job="drift",
+        env={"FAKE_PULUMI_DRIFT": "1"},
+    )
+    assert drifted.returncode != 0
+    assert "drifted" in drifted.text and "exit code 7" in drifted.text, drifted.explain()
 
 
 def test_traffic_never_moves_when_the_approval_environment_is_not_gated(act: Act):

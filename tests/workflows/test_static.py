@@ -384,7 +384,13 @@ def test_delete_destroys_only_a_deleted_branch_through_nox():
     assert "github.event.ref != github.event.repository.default_branch" in condition
     destroy = by_key("delete:destroy")
     runs = [s["run"] for s in destroy.steps if "run" in s]
-    assert runs == ['python -m nox --no-install -s destroy -- --branch "$BRANCH"']
+    assert runs == [
+        'exec python -m nox --no-install -s destroy -- --branch "$BRANCH"',
+        'python -m nox --no-install -s unlock -- --branch "$BRANCH"',
+    ]
+    # The unlock step runs only when the destroy was cancelled or failed.
+    unlock = next(s for s in destroy.steps if "-s unlock" in s.get("run", ""))
+    assert unlock["if"] == "cancelled() || steps.destroy.outcome == 'failure'"
 
 
 def test_no_workflow_drives_pulumi_directly():
