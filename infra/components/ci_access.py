@@ -330,12 +330,6 @@ class CiAccess(pulumi.ComponentResource):
         self._key_policy(
             name, "ephemeral-secrets", self.ephemeral_secrets_key, args, protected=False
         )
-        aws.s3.BucketPolicy(
-            f"{name}-state-policy",
-            bucket=self.state_bucket.id,
-            policy=policy_document([tls_only_statement(self.state_bucket.arn)]),
-            opts=child(self),
-        )
         self.register_outputs(
             {
                 "oidc_provider_arn": self.oidc_provider_arn,
@@ -440,19 +434,6 @@ def output_name(duty: str) -> str:
 
 def _key_users(protected: bool) -> tuple[str, ...]:
     return (DEPLOY_PROTECTED, PROMOTE_PROTECTED) if protected else EPHEMERAL_DUTIES
-
-
-def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
-    """Refuse every request to a bucket that does not come over TLS."""
-    arn = pulumi.Output.from_input(bucket_arn)
-    return {
-        "Sid": "TlsOnly",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [arn, arn.apply(lambda a: f"{a}/*")],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
 
 
 def key_policy_statements(

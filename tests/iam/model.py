@@ -93,6 +93,7 @@ class AccessModel:
             json.loads(r["inputs"]["policy"])
             for r in self.resources
             if r["type"] == "aws:s3/bucketPolicy:BucketPolicy"
+            and r["inputs"]["bucket"] == self.state_bucket
         ]
         return policy
 

@@ -55,7 +55,6 @@ SHARED_ONLY = {
     "aws:kms/key:Key",
     "aws:kms/alias:Alias",
     "aws:kms/keyPolicy:KeyPolicy",
-    "aws:s3/bucketPolicy:BucketPolicy",
     "aws:apigateway/account:Account",
     "aws:codeartifact/domain:Domain",
     "aws:codeartifact/repository:Repository",
