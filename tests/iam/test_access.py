@@ -27,7 +27,7 @@ from infra.components.ci_access import (
 from scripts import synth
 from tests.iam import actions
 from tests.iam.actions import Call, Target
-from tests.iam.evaluator import ALLOW, Request, evaluate_kms
+from tests.iam.evaluator import ALLOW, Request, evaluate, evaluate_kms
 from tests.iam.model import ACCOUNT, REPOSITORY, protected_branches, rows, shared_model
 from tests.test_naming import git_branches
 
@@ -80,7 +80,13 @@ class Stack:
             region=str(stack.outputs["region"]),
             account=ACCOUNT,
             tags=naming.tags(PROJECT, stack_info),
-            boundary=str(MODEL.outputs["role_boundary_arn"]),
+            boundary=str(
+                MODEL.outputs[
+                    "protected_role_boundary_arn"
+                    if stack.kind == "protected"
+                    else "role_boundary_arn"
+                ]
+            ),
         )
         self.name = stack.stack
         self.rows = [r for r in rows(stack) if not r["component"]]
@@ -223,6 +229,30 @@ def test_the_drift_check_reads_every_protected_stack_and_shared() -> None:
         assert refused(DEPLOY_PROTECTED, reads) == [], name
     protected_key = MODEL.outputs["secrets_key_arn"]
     assert MODEL.decide(DEPLOY_PROTECTED, Request("kms:Decrypt", protected_key)) == ALLOW
+
+
+def test_a_role_an_ephemeral_deploy_makes_cannot_reach_a_protected_stack() -> None:
+    # The deploy role could give a role it creates any policy and run a function
+    # with it; the boundary it must set is what stops that role.
+    anything = [{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}]
+    ephemeral = MODEL.boundaries[str(MODEL.outputs["role_boundary_arn"])]
+    protected_boundary = MODEL.boundaries[str(MODEL.outputs["protected_role_boundary_arn"])]
+    feature, target = stack("feature/x"), stack(MAIN)
+    for owner, boundary, allowed in (
+        (feature, ephemeral, True),
+        (target, ephemeral, False),
+        (target, protected_boundary, True),
+    ):
+        function = owner.outputs["model_function"]
+        alias = f"arn:aws:lambda:{MODEL.region}:{ACCOUNT}:function:{function}:live"
+        decision = evaluate(anything, Request("lambda:UpdateAlias", alias), boundary=boundary)
+        assert (decision == ALLOW) is allowed, (owner.branch, allowed)
+    # ...and the ephemeral deploy role cannot pick the protected boundary instead.
+    role = f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-{feature.name}-model"
+    context = {"iam:PermissionsBoundary": str(MODEL.outputs["protected_role_boundary_arn"])}
+    assert MODEL.decide(DEPLOY, Request("iam:CreateRole", role, context)) != ALLOW
+    context = {"iam:PermissionsBoundary": str(MODEL.outputs["role_boundary_arn"])}
+    assert MODEL.decide(DEPLOY, Request("iam:CreateRole", role, context)) == ALLOW
 
 
 def test_roles_are_made_only_under_the_boundary() -> None:
