@@ -200,6 +200,50 @@ def test_an_ephemeral_deploy_can_run_its_whole_stack(branch: str) -> None:
     assert refused(DEPLOY, shared_state) == []
 
 
+@settings(max_examples=150, deadline=None)
+@given(git_branches)
+def test_any_ephemeral_branch_deploys_its_own_names_and_never_a_protected_one(branch: str) -> None:
+    config = synth.config.settings_for_stack(naming.SHARED_STACK)
+    own = naming.branch_stack(branch, PROTECTED)
+    if own.protected:
+        return
+    region = MODEL.region
+
+    def calls(stack_: naming.BranchStack) -> list[Call]:
+        n = naming.branch_names(PROJECT, stack_, ACCOUNT, config.api_versions)
+        return [
+            Call(
+                "lambda:UpdateFunctionCode",
+                f"arn:aws:lambda:{region}:{ACCOUNT}:function:{n.model_function}",
+            ),
+            Call(
+                "lambda:UpdateAlias",
+                f"arn:aws:lambda:{region}:{ACCOUNT}:function:{n.model_function}:live",
+            ),
+            Call("s3:PutObject", f"arn:aws:s3:::{n.artifact_bucket}/x"),
+            Call("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{n.model_role}"),
+            Call(
+                "logs:CreateLogGroup",
+                f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{n.model_log_group}",
+            ),
+            Call(
+                "events:PutRule",
+                f"arn:aws:events:{region}:{ACCOUNT}:rule/{n.event_bus}/{n.event_rule}",
+            ),
+            *actions.backend_calls(PROJECT, stack_.stack, MODEL.state_bucket),
+        ]
+
+    assert refused(DEPLOY, calls(own)) == []
+    for protected in PROTECTED:
+        assert (
+            granted(
+                DEPLOY,
+                [c for c in calls(naming.branch_stack(protected, PROTECTED)) if not c.is_read],
+            )
+            == []
+        )
+
+
 @pytest.mark.parametrize("protected", PROTECTED)
 def test_no_ephemeral_role_changes_a_protected_stack(protected: str) -> None:
     target = stack(protected)
