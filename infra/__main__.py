@@ -88,7 +88,10 @@ def build_branch(settings: config.Settings) -> None:
         timeout_seconds=settings.lambda_timeout_seconds,
         log_retention_days=settings.log_retention_days,
     )
-    boundary = shared.require_output("role_boundary_arn")
+    # A protected stack's roles get the boundary that does not deny protected names.
+    boundary = shared.require_output(
+        "protected_role_boundary_arn" if stack.protected else "role_boundary_arn"
+    )
 
     testing = ModelTesting(
         "model-testing",
@@ -252,6 +255,7 @@ def build_shared(settings: config.Settings) -> None:
     for duty, role in ci.roles.items():
         pulumi.export(output_name(duty), role.arn)
     pulumi.export("role_boundary_arn", ci.role_boundary.arn)
+    pulumi.export("protected_role_boundary_arn", ci.protected_role_boundary.arn)
     pulumi.export("secrets_key_arn", ci.secrets_key.arn)
     pulumi.export("ephemeral_secrets_key_arn", ci.ephemeral_secrets_key.arn)
     pulumi.export("state_bucket", ci.state_bucket.bucket)

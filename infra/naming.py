@@ -217,6 +217,7 @@ class SharedNames:
     promote_role: str
     promote_protected_role: str
     role_boundary: str
+    protected_role_boundary: str
     api_gateway_logs_role: str
 
     def as_dict(self) -> dict[str, object]:
@@ -272,6 +273,7 @@ SHARED_NAME_KINDS: Mapping[str, str] = {
     "promote_role": "iam_role",
     "promote_protected_role": "iam_role",
     "role_boundary": "iam_policy",
+    "protected_role_boundary": "iam_policy",
     "api_gateway_logs_role": "iam_role",
 }
 
@@ -347,6 +349,7 @@ def shared_names(project: str, account_id: str) -> SharedNames:
         promote_role=f"{base}-ci-promote",
         promote_protected_role=f"{base}-ci-promote-protected",
         role_boundary=f"{base}-role-boundary",
+        protected_role_boundary=f"{base}-role-boundary-protected",
         api_gateway_logs_role=f"{base}-apigateway-logs",
     )
 

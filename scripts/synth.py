@@ -172,6 +172,9 @@ class ProgramMocks(pulumi.runtime.Mocks):
             "codeartifact_repository": shared.team_repository,
             "codeartifact_repository_arn": repo_arn,
             "role_boundary_arn": f"arn:aws:iam::{self.account_id}:policy/{shared.role_boundary}",
+            "protected_role_boundary_arn": (
+                f"arn:aws:iam::{self.account_id}:policy/{shared.protected_role_boundary}"
+            ),
         }
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:

@@ -16,6 +16,7 @@ from infra import naming
 from scripts import synth
 from scripts.synth import SynthError, Synthesis, render_json, synthesize
 from scripts.synth import main as synth_cli
+from tests.iam.evaluator import ALLOW, Request, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = {
@@ -332,25 +333,51 @@ def test_cli_markdown_says_the_policy_is_clean() -> None:
     assert "No violations of the 6 policy rules." in result.stdout
 
 
-def test_every_branch_role_carries_the_shared_boundary(feature: Synthesis) -> None:
-    roles = feature.of_type("aws:iam/role:Role")
-    assert roles
-    boundary = "arn:aws:iam::123456789012:policy/mlship--shared-role-boundary"
-    assert {r.inputs.get("permissionsBoundary") for r in roles} == {boundary}
-
-
-def test_the_boundary_allows_everything_the_branch_roles_are_granted(
-    feature: Synthesis, shared: Synthesis
+@pytest.mark.parametrize(
+    ("branch", "output"),
+    [("feature/x", "role_boundary_arn"), ("main", "protected_role_boundary_arn")],
+)
+def test_every_branch_role_carries_its_kind_s_boundary(
+    branch: str, output: str, shared: Synthesis
 ) -> None:
-    def allowed(policy_json: str) -> set[str]:
-        statements = json.loads(policy_json)["Statement"]
-        return {a for s in statements if s["Effect"] == "Allow" for a in s["Action"]}
+    roles = _branch(branch).of_type("aws:iam/role:Role")
+    assert roles
+    assert {r.inputs.get("permissionsBoundary") for r in roles} == {shared.outputs[output]}
 
-    boundary = allowed(shared.one("aws:iam/policy:Policy").inputs["policy"])
-    granted: set[str] = set()
-    for policy in feature.of_type("aws:iam/rolePolicy:RolePolicy"):
-        granted |= allowed(policy.inputs["policy"])
-    assert granted <= boundary, granted - boundary
+
+@pytest.mark.parametrize(
+    ("branch", "output"),
+    [("feature/x", "role_boundary_arn"), ("main", "protected_role_boundary_arn")],
+)
+def test_the_boundary_lets_each_branch_role_do_all_it_is_granted(
+    branch: str, output: str, shared: Synthesis
+) -> None:
+    # By effect: every (action, resource) a role's own policy allows, the boundary
+    # the role carries allows too; otherwise the role would fail at run time.
+    (boundary,) = [
+        r.inputs["policy"]
+        for r in shared.of_type("aws:iam/policy:Policy")
+        if shared.outputs[output].endswith(f":policy/{r.inputs['name']}")
+    ]
+    checked = 0
+    for role_policy in _branch(branch).of_type("aws:iam/rolePolicy:RolePolicy"):
+        document = json.loads(role_policy.inputs["policy"])
+        for statement in document["Statement"]:
+            # A request that meets the statement's own conditions (StringEquals).
+            context = {
+                key: values[0] if isinstance(values, list) else values
+                for key, values in statement.get("Condition", {}).get("StringEquals", {}).items()
+            }
+            for action in statement["Action"]:
+                for resource in statement["Resource"]:
+                    request = Request(action, resource, context)
+                    assert evaluate([document], request, boundary=boundary) == ALLOW, (
+                        role_policy.name,
+                        action,
+                        resource,
+                    )
+                    checked += 1
+    assert checked
 
 
 def test_json_carries_every_resource_s_inputs_with_secrets_masked(shared: Synthesis) -> None:

@@ -103,6 +103,10 @@ class CiAccessArgs:
     def role_boundary_arn(self) -> str:
         return f"arn:aws:iam::{self.account_id}:policy/{self.names.role_boundary}"
 
+    @property
+    def protected_role_boundary_arn(self) -> str:
+        return f"arn:aws:iam::{self.account_id}:policy/{self.names.protected_role_boundary}"
+
     def role_arn(self, name: str) -> str:
         return f"arn:aws:iam::{self.account_id}:role/{name}"
 
@@ -266,6 +270,7 @@ class CiAccess(pulumi.ComponentResource):
     ephemeral_secrets_key: aws.kms.Key
     ephemeral_secrets_alias: aws.kms.Alias
     role_boundary: aws.iam.Policy
+    protected_role_boundary: aws.iam.Policy
     roles: dict[str, aws.iam.Role]
 
     def __init__(
@@ -300,10 +305,20 @@ class CiAccess(pulumi.ComponentResource):
             name, "ephemeral-secrets", args.names.ephemeral_secrets_key_alias, "ephemeral stacks"
         )
 
+        # One boundary per stack kind: a role an ephemeral deploy creates could
+        # otherwise be given (and a function run with) what the deploy role
+        # itself is denied, such as a protected stack's alias.
         self.role_boundary = aws.iam.Policy(
             f"{name}-role-boundary",
             name=args.names.role_boundary,
-            description="The most any role of a branch stack may do; the deploy role must set it",
+            description="The most a role of an ephemeral stack may do; its deploy role must set it",
+            policy=policy_document(_boundary_statements(args) + _deny_protected_names(args)),
+            opts=child(self),
+        )
+        self.protected_role_boundary = aws.iam.Policy(
+            f"{name}-role-boundary-protected",
+            name=args.names.protected_role_boundary,
+            description="The most a role of a protected stack may do; its deploy role must set it",
             policy=policy_document(_boundary_statements(args)),
             opts=child(self),
         )
@@ -330,12 +345,6 @@ class CiAccess(pulumi.ComponentResource):
         self._key_policy(
             name, "ephemeral-secrets", self.ephemeral_secrets_key, args, protected=False
         )
-        aws.s3.BucketPolicy(
-            f"{name}-state-policy",
-            bucket=self.state_bucket.id,
-            policy=policy_document([tls_only_statement(self.state_bucket.arn)]),
-            opts=child(self),
-        )
         self.register_outputs(
             {
                 "oidc_provider_arn": self.oidc_provider_arn,
@@ -343,6 +352,7 @@ class CiAccess(pulumi.ComponentResource):
                 "secrets_key_arn": self.secrets_key.arn,
                 "ephemeral_secrets_key_arn": self.ephemeral_secrets_key.arn,
                 "role_boundary_arn": self.role_boundary.arn,
+                "protected_role_boundary_arn": self.protected_role_boundary.arn,
                 **{f"{_key(duty)}_role_arn": role.arn for duty, role in self.roles.items()},
             }
         )
@@ -442,19 +452,6 @@ def _key_users(protected: bool) -> tuple[str, ...]:
     return (DEPLOY_PROTECTED, PROMOTE_PROTECTED) if protected else EPHEMERAL_DUTIES
 
 
-def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
-    """Refuse every request to a bucket that does not come over TLS."""
-    arn = pulumi.Output.from_input(bucket_arn)
-    return {
-        "Sid": "TlsOnly",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [arn, arn.apply(lambda a: f"{a}/*")],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
-
-
 def key_policy_statements(
     args: CiAccessArgs, users: Sequence[pulumi.Input[str]], protected: bool
 ) -> list[dict[str, Any]]:
@@ -516,16 +513,9 @@ def _role_statements(
     deny_shared_state = _deny_writes(objects(shared_keys))
     deny_protected_state = _deny_writes(objects(protected_keys))
 
-    protected_arns = [
-        a for s in args.protected for arns in stack_arns(args, s.names).values() for a in arns
-    ]
-    deny_protected = [
-        {"Effect": "Deny", "Action": "*", "Resource": protected_arns},
-        *_deny_protected_apis(),
-    ]
+    deny_protected = _deny_protected_names(args)
     shared = _shared_denies(args, bucket_arn)
     own = stack_arns(args, args.any_branch)
-    deploy = _deploy_statements(args, own)
     codeartifact = [
         # `deps login` asks STS for a CodeArtifact token; the action has no resource.
         statement(
@@ -552,7 +542,7 @@ def _role_statements(
             *foreign_apis,
             *write_state,
             statement(SECRETS_USE, [ephemeral_key]),
-            *deploy,
+            *_deploy_statements(args, own, args.role_boundary_arn),
             *codeartifact,
             *shared,
             *deny_protected_state,
@@ -563,7 +553,7 @@ def _role_statements(
             *foreign_apis,
             *write_state,
             statement(SECRETS_USE, [protected_key]),
-            *deploy,
+            *_deploy_statements(args, own, args.protected_role_boundary_arn),
             *codeartifact,
             *shared,
         ],
@@ -584,6 +574,14 @@ def _role_statements(
             *deny_shared_state,
         ],
     }
+
+
+def _deny_protected_names(args: CiAccessArgs) -> list[dict[str, Any]]:
+    """Everything on every exact name of every protected stack, and its tagged REST APIs."""
+    protected_arns = [
+        arn for s in args.protected for arns in stack_arns(args, s.names).values() for arn in arns
+    ]
+    return [{"Effect": "Deny", "Action": "*", "Resource": protected_arns}, *_deny_protected_apis()]
 
 
 def _deny_writes(resources: list[Any]) -> list[dict[str, Any]]:
@@ -658,7 +656,9 @@ def _shared_denies(args: CiAccessArgs, bucket_arn: pulumi.Output[str]) -> list[d
     ]
 
 
-def _deploy_statements(args: CiAccessArgs, own: Mapping[str, list[str]]) -> list[dict[str, Any]]:
+def _deploy_statements(
+    args: CiAccessArgs, own: Mapping[str, list[str]], boundary_arn: str
+) -> list[dict[str, Any]]:
     """Create, read, change and delete a branch stack's resources, found by their names."""
     statements = [
         statement([f"{service}:*"], arns) for service, arns in own.items() if service != "iam"
@@ -670,7 +670,7 @@ def _deploy_statements(args: CiAccessArgs, own: Mapping[str, list[str]]) -> list
         statement(
             _GRANTING_ACTIONS,
             own["iam"],
-            Condition={"StringEquals": {"iam:PermissionsBoundary": args.role_boundary_arn}},
+            Condition={"StringEquals": {"iam:PermissionsBoundary": boundary_arn}},
         )
     )
     statements.append(

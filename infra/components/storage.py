@@ -1,14 +1,28 @@
-"""A bucket that is encrypted, blocks public access and, where it keeps history, versioned."""
+"""A bucket: encrypted, public access blocked, plain HTTP refused, versioned if it keeps history."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from infra.components import type_token
-from infra.components.base import retained
+from infra.components.base import policy_document, retained
+
+
+def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
+    """Refuse every request to a bucket that does not come over TLS."""
+    arn = pulumi.Output.from_input(bucket_arn)
+    return {
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [arn, arn.apply(lambda a: f"{a}/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,13 @@ class SecureBucket(pulumi.ComponentResource):
             f"{name}-ownership",
             bucket=self.bucket.id,
             rule={"object_ownership": "BucketOwnerEnforced"},
+            opts=settings_opts,
+        )
+        # A Deny is not a public grant, so the public-access block allows it.
+        aws.s3.BucketPolicy(
+            f"{name}-tls-only",
+            bucket=self.bucket.id,
+            policy=policy_document([tls_only_statement(self.bucket.arn)]),
             opts=settings_opts,
         )
         if args.versioned:

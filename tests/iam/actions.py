@@ -442,6 +442,9 @@ RESOURCE_ACTIONS: Mapping[str, Builder] = {
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": _bucket_setting(
         "s3:PutBucketPublicAccessBlock", "s3:GetBucketPublicAccessBlock"
     ),
+    "aws:s3/bucketPolicy:BucketPolicy": _bucket_setting(
+        "s3:PutBucketPolicy", "s3:GetBucketPolicy", "s3:DeleteBucketPolicy"
+    ),
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": _bucket_setting(
         "s3:PutBucketOwnershipControls", "s3:GetBucketOwnershipControls"
     ),

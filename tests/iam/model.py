@@ -51,7 +51,7 @@ class AccessModel:
     project: str
     region: str
     roles: Mapping[str, Role]
-    boundary: Mapping[str, Any]
+    boundaries: Mapping[str, Mapping[str, Any]]  # policy ARN -> permissions boundary
     key_policies: Mapping[str, Mapping[str, Any]]  # key ARN -> key policy
     outputs: Mapping[str, Any]
     resources: tuple[Mapping[str, Any], ...]
@@ -93,6 +93,7 @@ class AccessModel:
             json.loads(r["inputs"]["policy"])
             for r in self.resources
             if r["type"] == "aws:s3/bucketPolicy:BucketPolicy"
+            and r["inputs"]["bucket"] == self.state_bucket
         ]
         return policy
 
@@ -130,14 +131,16 @@ def shared_model() -> AccessModel:
             ]
         ),
     }
-    (boundary,) = [
-        json.loads(r["inputs"]["policy"]) for r in resources if r["type"] == "aws:iam/policy:Policy"
-    ]
+    boundaries = {
+        f"arn:aws:iam::{ACCOUNT}:policy/{r['inputs']['name']}": json.loads(r["inputs"]["policy"])
+        for r in resources
+        if r["type"] == "aws:iam/policy:Policy"
+    }
     return AccessModel(
         project=document["project"],
         region=str(outputs["region"]),
         roles=roles,
-        boundary=boundary,
+        boundaries=boundaries,
         key_policies=key_policies,
         outputs=outputs,
         resources=resources,

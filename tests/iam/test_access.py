@@ -27,7 +27,7 @@ from infra.components.ci_access import (
 from scripts import synth
 from tests.iam import actions
 from tests.iam.actions import Call, Target
-from tests.iam.evaluator import ALLOW, Request, evaluate_kms
+from tests.iam.evaluator import ALLOW, Request, evaluate, evaluate_kms
 from tests.iam.model import ACCOUNT, REPOSITORY, protected_branches, rows, shared_model
 from tests.test_naming import git_branches
 
@@ -55,7 +55,6 @@ SHARED_ONLY = {
     "aws:kms/key:Key",
     "aws:kms/alias:Alias",
     "aws:kms/keyPolicy:KeyPolicy",
-    "aws:s3/bucketPolicy:BucketPolicy",
     "aws:apigateway/account:Account",
     "aws:codeartifact/domain:Domain",
     "aws:codeartifact/repository:Repository",
@@ -81,7 +80,13 @@ class Stack:
             region=str(stack.outputs["region"]),
             account=ACCOUNT,
             tags=naming.tags(PROJECT, stack_info),
-            boundary=str(MODEL.outputs["role_boundary_arn"]),
+            boundary=str(
+                MODEL.outputs[
+                    "protected_role_boundary_arn"
+                    if stack.kind == "protected"
+                    else "role_boundary_arn"
+                ]
+            ),
         )
         self.name = stack.stack
         self.rows = [r for r in rows(stack) if not r["component"]]
@@ -195,6 +200,50 @@ def test_an_ephemeral_deploy_can_run_its_whole_stack(branch: str) -> None:
     assert refused(DEPLOY, shared_state) == []
 
 
+@settings(max_examples=150, deadline=None)
+@given(git_branches)
+def test_any_ephemeral_branch_deploys_its_own_names_and_never_a_protected_one(branch: str) -> None:
+    config = synth.config.settings_for_stack(naming.SHARED_STACK)
+    own = naming.branch_stack(branch, PROTECTED)
+    if own.protected:
+        return
+    region = MODEL.region
+
+    def calls(stack_: naming.BranchStack) -> list[Call]:
+        n = naming.branch_names(PROJECT, stack_, ACCOUNT, config.api_versions)
+        return [
+            Call(
+                "lambda:UpdateFunctionCode",
+                f"arn:aws:lambda:{region}:{ACCOUNT}:function:{n.model_function}",
+            ),
+            Call(
+                "lambda:UpdateAlias",
+                f"arn:aws:lambda:{region}:{ACCOUNT}:function:{n.model_function}:live",
+            ),
+            Call("s3:PutObject", f"arn:aws:s3:::{n.artifact_bucket}/x"),
+            Call("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{n.model_role}"),
+            Call(
+                "logs:CreateLogGroup",
+                f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{n.model_log_group}",
+            ),
+            Call(
+                "events:PutRule",
+                f"arn:aws:events:{region}:{ACCOUNT}:rule/{n.event_bus}/{n.event_rule}",
+            ),
+            *actions.backend_calls(PROJECT, stack_.stack, MODEL.state_bucket),
+        ]
+
+    assert refused(DEPLOY, calls(own)) == []
+    for protected in PROTECTED:
+        assert (
+            granted(
+                DEPLOY,
+                [c for c in calls(naming.branch_stack(protected, PROTECTED)) if not c.is_read],
+            )
+            == []
+        )
+
+
 @pytest.mark.parametrize("protected", PROTECTED)
 def test_no_ephemeral_role_changes_a_protected_stack(protected: str) -> None:
     target = stack(protected)
@@ -224,6 +273,30 @@ def test_the_drift_check_reads_every_protected_stack_and_shared() -> None:
         assert refused(DEPLOY_PROTECTED, reads) == [], name
     protected_key = MODEL.outputs["secrets_key_arn"]
     assert MODEL.decide(DEPLOY_PROTECTED, Request("kms:Decrypt", protected_key)) == ALLOW
+
+
+def test_a_role_an_ephemeral_deploy_makes_cannot_reach_a_protected_stack() -> None:
+    # The deploy role could give a role it creates any policy and run a function
+    # with it; the boundary it must set is what stops that role.
+    anything = [{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}]
+    ephemeral = MODEL.boundaries[str(MODEL.outputs["role_boundary_arn"])]
+    protected_boundary = MODEL.boundaries[str(MODEL.outputs["protected_role_boundary_arn"])]
+    feature, target = stack("feature/x"), stack(MAIN)
+    for owner, boundary, allowed in (
+        (feature, ephemeral, True),
+        (target, ephemeral, False),
+        (target, protected_boundary, True),
+    ):
+        function = owner.outputs["model_function"]
+        alias = f"arn:aws:lambda:{MODEL.region}:{ACCOUNT}:function:{function}:live"
+        decision = evaluate(anything, Request("lambda:UpdateAlias", alias), boundary=boundary)
+        assert (decision == ALLOW) is allowed, (owner.branch, allowed)
+    # ...and the ephemeral deploy role cannot pick the protected boundary instead.
+    role = f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-{feature.name}-model"
+    context = {"iam:PermissionsBoundary": str(MODEL.outputs["protected_role_boundary_arn"])}
+    assert MODEL.decide(DEPLOY, Request("iam:CreateRole", role, context)) != ALLOW
+    context = {"iam:PermissionsBoundary": str(MODEL.outputs["role_boundary_arn"])}
+    assert MODEL.decide(DEPLOY, Request("iam:CreateRole", role, context)) == ALLOW
 
 
 def test_roles_are_made_only_under_the_boundary() -> None:

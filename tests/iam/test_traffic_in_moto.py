@@ -49,13 +49,15 @@ class Guard:
         self.duty = duty
         self.stack = stack
         self.decided: list[tuple[Request, str]] = []
-        project = MODEL.project
-        kind = stack.outputs["stack_kind"]
-        slug = naming.slugify(stack.branch)
+        # The REST API's tags, as the provider's default tags set them.
+        branch = naming.BranchStack(
+            stack.branch,
+            naming.slugify(stack.branch),
+            naming.slugify(stack.branch),
+            stack.outputs["stack_kind"],
+        )
         self.tags = {
-            "aws:ResourceTag/project": project,
-            "aws:ResourceTag/kind": kind,
-            "aws:ResourceTag/stack": slug,
+            f"aws:ResourceTag/{k}": v for k, v in naming.tags(MODEL.project, branch).items()
         }
 
     def requests(self, service: str, operation: str, params: Mapping[str, Any]) -> list[Request]:

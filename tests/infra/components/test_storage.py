@@ -1,12 +1,16 @@
+import json
+
 import pytest
 
 from infra.components.storage import SecureBucket, SecureBucketArgs
 from scripts.synth import run_under_mocks
+from tests.iam.evaluator import ALLOW, EXPLICIT_DENY, Request, evaluate
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 BUCKET_NAME = "mlship-feature-x-artifacts-123456789012"
 COMPONENT = "mlship:components:SecureBucket"
+ROLE = "arn:aws:iam::123456789012:role/anyone"
 BUCKET = "aws:s3/bucket:Bucket"
 ENCRYPTION = (
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
@@ -14,6 +18,7 @@ ENCRYPTION = (
 PUBLIC_ACCESS = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 
 
 def synth(protected=False, versioned=False):
@@ -99,7 +104,7 @@ def test_ephemeral_bucket_is_destroyable_with_its_data():
 def test_every_child_is_parented_to_the_component(any_bucket):
     component = any_bucket.one(COMPONENT, "artifacts")
     children = [r for r in any_bucket.resources if r is not component]
-    expected = {BUCKET, ENCRYPTION, PUBLIC_ACCESS, OWNERSHIP}
+    expected = {BUCKET, ENCRYPTION, PUBLIC_ACCESS, OWNERSHIP, POLICY}
     if any_bucket.of_type(VERSIONING):
         expected.add(VERSIONING)
     assert sorted(r.type for r in children) == sorted(expected)
@@ -120,5 +125,15 @@ def test_settings_apply_to_this_bucket(any_bucket):
 def test_bucket_settings_share_the_buckets_protection(protected):
     s = synth(protected=protected, versioned=True)
     settings = [r for r in s.resources if r.custom and r.type != "aws:s3/bucket:Bucket"]
-    assert len(settings) == 4
+    assert len(settings) == 5
     assert all(r.protect is protected and r.retain_on_delete is protected for r in settings)
+
+
+def test_the_bucket_refuses_plain_http_from_anyone(any_bucket):
+    policy = json.loads(any_bucket.one(POLICY).inputs["policy"])
+    everything = [{"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}]
+    arn = f"arn:aws:s3:::{BUCKET_NAME}"
+    for action, resource in (("s3:GetObject", f"{arn}/k"), ("s3:ListBucket", arn)):
+        for transport, expected in ((False, EXPLICIT_DENY), (True, ALLOW)):
+            request = Request(action, resource, {"aws:SecureTransport": transport}, ROLE)
+            assert evaluate(everything, request, resource=policy) == expected
