@@ -120,6 +120,7 @@ def build_branch(settings: config.Settings) -> None:
             processor_role=names.event_processor_role,
             processor_log_group=names.event_processor_log_group,
             dead_letter_queue=names.event_dlq,
+            dead_letter_alarm=names.event_dlq_alarm,
             permissions_boundary=boundary,
             **lambda_sizing,
         ),
@@ -182,6 +183,7 @@ def build_branch(settings: config.Settings) -> None:
     pulumi.export("event_source", naming.event_source(settings.project))
     pulumi.export("event_store_bucket", events.bucket.bucket)
     pulumi.export("event_dlq_url", events.dead_letter_queue.url)
+    pulumi.export("event_dlq_alarm", events.dead_letter_alarm.name)
 
 
 def build_shared(settings: config.Settings) -> None:

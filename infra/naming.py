@@ -190,6 +190,7 @@ class BranchNames:
     event_processor_role: str
     event_processor_log_group: str
     event_dlq: str
+    event_dlq_alarm: str
 
     def as_dict(self) -> dict[str, object]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -246,6 +247,7 @@ BRANCH_NAME_KINDS: Mapping[str, str] = {
     "event_processor_role": "iam_role",
     "event_processor_log_group": "cloudwatch_log_group",
     "event_dlq": "sqs_queue",
+    "event_dlq_alarm": "cloudwatch_alarm",
 }
 
 SHARED_NAME_KINDS: Mapping[str, str] = {
@@ -304,6 +306,7 @@ def branch_names(
         event_processor_role=f"{base}-events",
         event_processor_log_group=f"/aws/lambda/{event_processor}",
         event_dlq=f"{base}-events-dlq",
+        event_dlq_alarm=f"{base}-events-dlq-not-empty",
     )
 
 

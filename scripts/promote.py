@@ -60,6 +60,10 @@ STEPS_VALID = "percentages rising strictly from 1 to exactly 100, e.g. 10,50,100
 Emit = Callable[..., object]
 
 
+class ConcurrentChange(aws.ScriptError):
+    """The alias moved since this run read it: another promotion or a rollback owns it now."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a cancelled CI job), raised where the process was so the promotion rolls back."""
 
@@ -68,6 +72,9 @@ class Terminated(KeyboardInterrupt):
 class AliasState:
     primary: str
     weights: Mapping[str, float]
+    # Lambda's alias revision: every traffic move names the one it read, so a move made
+    # by someone else in between fails instead of being silently overwritten.
+    revision: str = field(default="", compare=False)
 
     def weight_of(self, version: str) -> int:
         return round(self.weights.get(version, 0.0) * 100)
@@ -99,6 +106,8 @@ class PromotionResult:
     steps: list[Step] = field(default_factory=list)
     deployment_id: str | None = None
     overview: Mapping[str, int] = field(default_factory=dict)
+    # Events that could not be recorded after traffic moved, each with its repair command.
+    unrecorded: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -106,6 +115,23 @@ class PromotionResult:
 
 
 # --- shared with rollback -------------------------------------------------------------
+
+
+def record(emit: Emit, kind: str, unrecorded: list[str], **fields: Any) -> bool:
+    """Emit an event about traffic that already moved; a failure is noted, never raised.
+
+    The move stands whether or not its record does, so the verb must report the move as
+    it happened and say how to add the missing record, not fail as if nothing changed.
+    """
+    try:
+        emit(kind, **fields)
+    except aws.ScriptError as error:
+        unrecorded.append(
+            f"the `{kind}` event was not recorded ({error}); record it with "
+            f"`{events.repair_command(kind, fields)}`"
+        )
+        return False
+    return True
 
 
 def published_versions(lambda_client: Any, function: str) -> list[str]:
@@ -141,7 +167,9 @@ def read_alias(lambda_client: Any, function: str, alias: str) -> AliasState:
     )
     weights = (response.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
     return AliasState(
-        str(response["FunctionVersion"]), {str(v): float(w) for v, w in weights.items() if w > 0}
+        str(response["FunctionVersion"]),
+        {str(v): float(w) for v, w in weights.items() if w > 0},
+        str(response.get("RevisionId") or ""),
     )
 
 
@@ -151,18 +179,36 @@ def set_alias(
     alias: str,
     version: str,
     weights: Mapping[str, float] | None = None,
-) -> None:
-    """Point the alias at `version`; without weights that is 100% of traffic."""
+    *,
+    revision: str,
+) -> str:
+    """Point the alias at `version` (without weights: 100%) if it is still at `revision`.
+
+    Returns the alias's new revision, for the next move. ConcurrentChange when the alias
+    moved since `revision` was read: nothing is overwritten.
+    """
     # The primary version is always sent too, so each call states the whole routing and
     # repeating it (a re-run) lands in the same place.
-    aws.call(
-        f"pointing alias {alias} of {function} at version {version}",
-        lambda_client.update_alias,
-        FunctionName=function,
-        Name=alias,
-        FunctionVersion=version,
-        RoutingConfig={"AdditionalVersionWeights": dict(weights or {})},
-    )
+    lock = {"RevisionId": revision} if revision else {}
+    try:
+        response = lambda_client.update_alias(
+            FunctionName=function,
+            Name=alias,
+            FunctionVersion=version,
+            RoutingConfig={"AdditionalVersionWeights": dict(weights or {})},
+            **lock,
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "PreconditionFailedException":
+            raise ConcurrentChange(
+                f"alias {alias} of {function} changed since this run read it (another "
+                "promotion or a rollback moved it); this run left it as it is. See `nox -s "
+                "events -- history`, then re-run if this promotion is still wanted"
+            ) from None
+        raise aws.translate(
+            error, f"pointing alias {alias} of {function} at version {version}"
+        ) from error
+    return str(response.get("RevisionId") or "")
 
 
 def in_flight_deployments(codedeploy_client: Any, application: str, group: str) -> list[str]:
@@ -283,6 +329,8 @@ class _AliasShift:
     progress: Progress
     emit: Emit
 
+    revision: str = ""
+
     def __post_init__(self) -> None:
         self.started = self.clock()
 
@@ -292,10 +340,19 @@ class _AliasShift:
     def set_weight(self, weight: int) -> None:
         r = self.result
         if weight == 100:
-            set_alias(self.lambda_client, r.function, r.alias, r.candidate)
+            self.revision = set_alias(
+                self.lambda_client, r.function, r.alias, r.candidate, revision=self.revision
+            )
         else:
             weights = {r.candidate: weight / 100}
-            set_alias(self.lambda_client, r.function, r.alias, r.previous_version, weights)
+            self.revision = set_alias(
+                self.lambda_client,
+                r.function,
+                r.alias,
+                r.previous_version,
+                weights,
+                revision=self.revision,
+            )
         self.progress.step(f"version {r.candidate} serves {weight}% of alias {r.alias}")
 
     def bake(self, weight: int, label: str = "") -> list[str]:
@@ -318,8 +375,10 @@ class _AliasShift:
 
     def record_rollback(self, reason: str) -> None:
         r = self.result
-        self.emit(
+        record(
+            self.emit,
             "rolled-back",
+            r.unrecorded,
             version=r.candidate,
             from_version=r.candidate,
             to_version=r.previous_version,
@@ -327,9 +386,16 @@ class _AliasShift:
             strategy="alias",
         )
 
+    def put_back(self) -> None:
+        r = self.result
+        self.revision = set_alias(
+            self.lambda_client, r.function, r.alias, r.previous_version, revision=self.revision
+        )
+
     def roll_back(self, reason: str, outcome: str) -> PromotionResult:
         r = self.result
-        set_alias(self.lambda_client, r.function, r.alias, r.previous_version)
+        # Traffic first, record second: a failing bus must never leave the split in place.
+        self.put_back()
         self.record_rollback(reason)
         r.outcome = outcome
         r.message = (
@@ -341,18 +407,18 @@ class _AliasShift:
     def abandon(self, error: aws.ScriptError, weight: int) -> NoReturn:
         """An AWS call failed mid-shift: put the alias back rather than leave it half-way."""
         r = self.result
+        if isinstance(error, ConcurrentChange):
+            # Someone else moved the alias: putting it back would undo their move.
+            raise aws.ScriptError(f"at {weight}%: {error}") from error
         try:
-            set_alias(self.lambda_client, r.function, r.alias, r.previous_version)
+            self.put_back()
         except aws.ScriptError as second:
             raise aws.ScriptError(
                 f"{error}; rolling back failed too ({second}): alias {r.alias} may still "
                 "split traffic; run `nox -s rollback` (or re-run promote)"
             ) from error
-        unrecorded = ""
-        try:
-            self.record_rollback(f"error at {weight}%: {error}")
-        except aws.ScriptError as emit_error:
-            unrecorded = f" (the rolled-back event was not recorded: {emit_error})"
+        self.record_rollback(f"error at {weight}%: {error}")
+        unrecorded = "".join(f" ({note})" for note in r.unrecorded)
         raise aws.ScriptError(
             f"{error}; alias {r.alias} was put back on version {r.previous_version} at "
             f"100%{unrecorded}"
@@ -405,8 +471,10 @@ class _AliasShift:
             except aws.ScriptError as error:
                 self.record(f"{weight}%", "(AWS error: rolled back)")
                 self.abandon(error, weight)
-        self.emit(
+        record(
+            self.emit,
             "promoted",
+            r.unrecorded,
             version=r.candidate,
             previous_version=r.previous_version,
             strategy="alias",
@@ -476,8 +544,8 @@ def promote_alias(
             f"alias {alias} routes to other versions ({state.describe()}); "
             f"restoring version {state.primary} at 100% first"
         )
-        set_alias(lambda_client, function, alias, state.primary)
-        state = AliasState(state.primary, {})
+        revision = set_alias(lambda_client, function, alias, state.primary, revision=state.revision)
+        state = AliasState(state.primary, {}, revision)
     if state.primary == candidate:
         result.message = (
             f"already promoted: alias {alias} of {function} serves version {candidate} at "
@@ -508,6 +576,7 @@ def promote_alias(
         clock,
         progress,
         emit or (lambda kind, **fields: None),
+        state.revision,
     )
     return shift.run(plan, resumed, states, steps)
 
@@ -605,7 +674,7 @@ def _create(
             f"alias {alias} is at {state.describe()}; restoring version {state.primary} "
             "at 100% before CodeDeploy shifts it"
         )
-        set_alias(lambda_client, function, alias, state.primary)
+        set_alias(lambda_client, function, alias, state.primary, revision=state.revision)
     if state.primary == candidate:
         return None
     content = appspec(function, alias, state.primary, candidate)
@@ -714,8 +783,10 @@ def promote_codedeploy(
             )
             return result
         deployment_id, previous = created
-        emit(
+        record(
+            emit,
             "canary-started",
+            result.unrecorded,
             version=candidate,
             previous_version=previous,
             strategy="codedeploy",
@@ -742,8 +813,10 @@ def promote_codedeploy(
     ] or [Step("see config", config_name, "watched by CodeDeploy")]
     progress.step(f"deployment {deployment_id} {info.get('status')}")
     if info.get("status") == "Succeeded":
-        emit(
+        record(
+            emit,
             "promoted",
+            result.unrecorded,
             version=candidate,
             previous_version=previous,
             strategy="codedeploy",
@@ -758,10 +831,13 @@ def promote_codedeploy(
 
     reason = _failure_reason(info)
     # CodeDeploy shifts traffic back on failure; make sure, so the alias is never half-way.
-    if read_alias(lambda_client, function, alias) != AliasState(previous, {}):
-        set_alias(lambda_client, function, alias, previous)
-    emit(
+    current = read_alias(lambda_client, function, alias)
+    if current != AliasState(previous, {}):
+        set_alias(lambda_client, function, alias, previous, revision=current.revision)
+    record(
+        emit,
         "rolled-back",
+        result.unrecorded,
         version=candidate,
         from_version=candidate,
         to_version=previous,
@@ -799,6 +875,9 @@ def markdown(result: PromotionResult) -> str:
     if result.deployment_id:
         overview = ", ".join(f"{k} {v}" for k, v in result.overview.items()) or "none"
         lines += ["", f"Deployment `{result.deployment_id}`; targets: {overview}"]
+    if result.unrecorded:
+        lines += ["", "**Not recorded in the event history** (the traffic move above stands):"]
+        lines += [f"- {note}" for note in result.unrecorded]
     return "\n".join(lines) + "\n"
 
 
@@ -840,16 +919,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         alias = stack.require("model_alias")
         candidate = str(args.version or stack.require("model_candidate_version"))
         strategy = choose_strategy(args.strategy, stack)
-        emit = events.emitter(aws.client("events"), stack, function)
+        emit = events.emitter(aws.client("events", stack.region), stack, function)
 
+        # Either strategy watches these (CodeDeploy through its group): none is no canary.
+        alarms = stack.require("alarms")
+        if not isinstance(alarms, list) or not all(isinstance(a, str) for a in alarms):
+            raise aws.UsageError(f"stack outputs' 'alarms' must be a list of names: {alarms!r}")
+        if not alarms:
+            raise aws.UsageError("no alarms to watch: the stack outputs' 'alarms' list is empty")
         if strategy == "alias":
-            alarms = stack.require("alarms")
-            if not isinstance(alarms, list) or not all(isinstance(a, str) for a in alarms):
-                raise aws.UsageError(f"stack outputs' 'alarms' must be a list of names: {alarms!r}")
             steps, bake = _promotion_settings(args, stack)
             result = promote_alias(
-                aws.client("lambda"),
-                aws.client("cloudwatch"),
+                aws.client("lambda", stack.region),
+                aws.client("cloudwatch", stack.region),
                 function=function,
                 alias=alias,
                 candidate=candidate,
@@ -863,8 +945,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         else:
             result = promote_codedeploy(
-                aws.client("codedeploy"),
-                aws.client("lambda"),
+                aws.client("codedeploy", stack.region),
+                aws.client("lambda", stack.region),
                 application=stack.require("codedeploy_application"),
                 group=stack.require("codedeploy_group"),
                 function=function,
@@ -878,6 +960,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(report)
         summary.write_step_summary(report)
         print(f"promote: {result.message}", file=sys.stderr)
+        for note in result.unrecorded:
+            print(f"::warning::promote: {note}", file=sys.stderr)
         return result.exit_code
 
     return aws.run("promote", body)

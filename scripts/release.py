@@ -3,6 +3,9 @@
     python -m scripts.release --version v2 (--outputs FILE | --branch NAME) [--alias NAME]
         [--doc-version TEXT] [--description TEXT]
 
+--alias may only name the stack's model alias (`live`): the API's Lambda permission lets
+it invoke that qualifier alone, so a stage pointed at any other alias would answer 500.
+
 Only the released version's stage moves; every other version's stage keeps the deployment
 it serves. In order, so that nothing is ever left pointing at something missing:
 
@@ -73,11 +76,17 @@ class ReleaseResult:
 # --- checks, all before anything changes ----------------------------------------------
 
 
-def check_alias_name(alias: str) -> None:
+def check_alias_name(alias: str, invokable: str | None = None, function: str = "") -> None:
     if not _ALIAS_NAME_RE.fullmatch(alias):
         raise aws.UsageError(
             f"--alias {alias!r} is not a Lambda alias name: 1-128 letters, digits, '-' or '_', "
             "not only digits (e.g. live)"
+        )
+    if invokable is not None and alias != invokable:
+        raise aws.UsageError(
+            f"--alias {alias}: the API may invoke only alias {invokable!r} of {function} "
+            f"(its Lambda permission names that qualifier alone), so a stage serving {alias!r} "
+            f"would answer HTTP 500; pass --alias {invokable} or leave it out"
         )
 
 
@@ -193,11 +202,12 @@ def release(
     doc_version: str | None = None,
     description: str | None = None,
     git_sha: str | None = None,
+    invokable_alias: str | None = None,
     progress: Progress | None = None,
     emit: Emit | None = None,
 ) -> ReleaseResult:
     """Point `version`'s stage at a new deployment serving `alias`; other stages stay."""
-    check_alias_name(alias)
+    check_alias_name(alias, invokable_alias, function)
     if doc_version is not None:
         check_doc_version(doc_version)
     if git_sha:
@@ -348,12 +358,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f'names, e.g. {{"v1": "v1"}}; got {stages!r}'
             )
         function = stack.require("model_function")
-        alias = args.alias or stack.require("model_alias")
-        emit = events.emitter(aws.client("events"), stack, function)
+        invokable = stack.require("model_alias")
+        alias = args.alias or invokable
+        emit = events.emitter(aws.client("events", stack.region), stack, function)
 
         result = release(
-            aws.client("apigateway"),
-            aws.client("lambda"),
+            aws.client("apigateway", stack.region),
+            aws.client("lambda", stack.region),
             api_id=api_id,
             version=args.version,
             stages=stages,
@@ -362,6 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             doc_version=args.doc_version,
             description=args.description,
             git_sha=os.environ.get("GITHUB_SHA") or None,
+            invokable_alias=invokable,
             emit=emit,
         )
         urls = stack.values.get("api_urls")

@@ -170,28 +170,55 @@ def test_release_of_v2_moves_only_v2s_stage(deployed, apigw, capsys, tmp_path) -
     assert f"stage v2 of API {deployed.outputs['api_id']} serves deployment {new}" in out.err
 
 
-def test_release_with_another_alias_sets_the_stage_variable(
+def test_release_at_a_commit_names_its_documentation_after_it(
     deployed, apigw, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    candidate = deployed.publish_candidate()
-    deployed.client("lambda").create_alias(
-        FunctionName=deployed.names.model_function, Name="canary-test", FunctionVersion=candidate
-    )
     monkeypatch.setenv("GITHUB_SHA", SHA)
     before = _stages(deployed)
     stand_in = apigw()
 
-    assert release.main(_args(deployed, "--version", "v2", "--alias", "canary-test")) == 0
+    assert release.main(_args(deployed, "--version", "v2", "--alias", "live")) == 0
 
     (new,) = _deployments(deployed) - {before["v2"]["deploymentId"]}
     after = _stages(deployed)
-    assert after["v2"] == {"deploymentId": new, "variables": {"alias": "canary-test"}}
+    assert after["v2"] == {"deploymentId": new, "variables": {"alias": "live"}}
     assert after["v1"] == before["v1"]
     (documented,) = stand_in.made("create_documentation_version")
     assert documented["documentationVersion"] == f"v2-{SHA[:12]}-{new}"
     assert documented["description"].endswith(f"at {SHA[:12]}")
-    (event,) = deployed.history()
-    assert (event["version"], event["alias"], event["deployment_id"]) == ("2", "canary-test", new)
+
+
+def test_an_alias_the_api_may_not_invoke_is_refused(deployed, apigw, capsys) -> None:
+    # The alias exists, but the API's Lambda permission covers `live` only: a stage serving
+    # it would answer HTTP 500 to every call.
+    candidate = deployed.publish_candidate()
+    deployed.client("lambda").create_alias(
+        FunctionName=deployed.names.model_function, Name="canary-test", FunctionVersion=candidate
+    )
+    before = (_stages(deployed), _deployments(deployed))
+    stand_in = apigw()
+
+    assert release.main(_args(deployed, "--version", "v2", "--alias", "canary-test")) == 2
+
+    assert "the API may invoke only alias 'live'" in capsys.readouterr().err
+    _unchanged(deployed, stand_in, before)
+
+
+def test_a_version_the_api_has_but_the_outputs_give_no_stage_is_refused(
+    deployed, apigw, capsys
+) -> None:
+    values = json.loads(deployed.outputs_file.read_text())
+    del values["api_stages"]["v2"]
+    deployed.outputs_file.write_text(json.dumps(values))
+    before = (_stages(deployed), _deployments(deployed))
+    stand_in = apigw()
+
+    assert release.main(_args(deployed, "--version", "v2")) == 2
+
+    err = capsys.readouterr().err
+    assert "has /v2 but the stack outputs name no stage for it" in err
+    assert "Traceback" not in err
+    _unchanged(deployed, stand_in, before)
 
 
 def test_releasing_again_makes_another_deployment(deployed, apigw) -> None:
@@ -251,7 +278,7 @@ def test_a_version_the_outputs_name_but_the_api_lacks_is_refused(deployed, apigw
     [
         (["--alias", "12"], "--alias '12' is not a Lambda alias name"),
         (["--alias", "bad/alias"], "--alias 'bad/alias' is not a Lambda alias name"),
-        (["--alias", "nobody"], "has no alias 'nobody'"),
+        (["--alias", "nobody"], "may invoke only alias 'live'"),
         (["--doc-version", "v2 final"], "--doc-version 'v2 final' must be 1-64 letters"),
     ],
 )
