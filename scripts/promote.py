@@ -55,6 +55,8 @@ INTERRUPTED = "interrupted"
 EXIT_CODES = {PROMOTED: 0, ALREADY: 0, ROLLED_BACK: 1, INTERRUPTED: 130}
 
 IN_FLIGHT = ("Created", "Queued", "InProgress", "Ready")
+# CodeDeploy's own start-up and its last alarm check, beyond the config's shifting time.
+WAIT_MARGIN_MINUTES = 5
 STEPS_VALID = "percentages rising strictly from 1 to exactly 100, e.g. 10,50,100"
 
 Emit = Callable[..., object]
@@ -251,6 +253,56 @@ def parse_steps(text: str) -> tuple[int, ...]:
 def alarm_states(cloudwatch_client: Any, alarms: Sequence[str]) -> dict[str, str]:
     found = aws.pages(cloudwatch_client, "describe_alarms", "MetricAlarms", AlarmNames=list(alarms))
     return {a["AlarmName"]: a["StateValue"] for a in found}
+
+
+_ALARM_SETTINGS = (
+    "AlarmName",
+    "AlarmDescription",
+    "ActionsEnabled",
+    "OKActions",
+    "AlarmActions",
+    "InsufficientDataActions",
+    "MetricName",
+    "Namespace",
+    "Statistic",
+    "ExtendedStatistic",
+    "Period",
+    "Unit",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+)
+
+
+def watch_candidate(cloudwatch_client: Any, alarms: Sequence[str], candidate: str) -> list[str]:
+    """Point each alarm that watches one version (ExecutedVersion) at the candidate.
+
+    The deploy sets that dimension once (canary.py ignores later changes), so a newer
+    deploy during this canary does not move the watch away from the version taking traffic.
+    Returns the alarms re-pointed.
+    """
+    moved = []
+    for alarm in aws.pages(
+        cloudwatch_client, "describe_alarms", "MetricAlarms", AlarmNames=list(alarms)
+    ):
+        dimensions = alarm.get("Dimensions") or []
+        versions = [d["Value"] for d in dimensions if d["Name"] == "ExecutedVersion"]
+        if not versions or versions == [candidate]:
+            continue
+        settings = {k: alarm[k] for k in _ALARM_SETTINGS if alarm.get(k) not in (None, "")}
+        aws.call(
+            f"pointing alarm {alarm['AlarmName']} at version {candidate}",
+            cloudwatch_client.put_metric_alarm,
+            **settings,
+            Dimensions=[
+                {**d, "Value": candidate} if d["Name"] == "ExecutedVersion" else d
+                for d in dimensions
+            ],
+        )
+        moved.append(alarm["AlarmName"])
+    return moved
 
 
 def _firing(states: Mapping[str, str]) -> list[str]:
@@ -555,6 +607,10 @@ def promote_alias(
 
     resumed = state.weight_of(candidate)
     firing = _firing(states)
+    if not firing and watch_candidate(cloudwatch_client, alarms, candidate):
+        # A re-pointed alarm starts over on the candidate's own metric.
+        states = alarm_states(cloudwatch_client, alarms)
+        firing = _firing(states)
     if firing and not resumed:
         raise aws.ScriptError(
             f"alarm {', '.join(firing)} is in ALARM before the canary starts; "
@@ -747,6 +803,8 @@ def promote_codedeploy(
     waiter_max_attempts: int,
     progress: Progress | None = None,
     emit: Emit | None = None,
+    cloudwatch_client: Any | None = None,
+    alarms: Sequence[str] = (),
 ) -> PromotionResult:
     """Have CodeDeploy shift the alias (or attach to its deployment in flight) and report."""
     if waiter_delay < 0 or waiter_max_attempts < 1:
@@ -767,6 +825,9 @@ def promote_codedeploy(
         previous = _attach(codedeploy_client, lambda_client, deployment_id, result)
         progress.step(f"attached to deployment {deployment_id} already in flight")
     else:
+        if cloudwatch_client is not None and alarms:
+            # CodeDeploy stops on the group's alarms: they must watch this candidate.
+            watch_candidate(cloudwatch_client, alarms, candidate)
         created = _create(
             codedeploy_client,
             lambda_client,
@@ -850,7 +911,66 @@ def promote_codedeploy(
     return result
 
 
+# --- what the run deployed ----------------------------------------------------------------
+
+
+def code_sha256(lambda_client: Any, function: str, version: str) -> str:
+    require_version(lambda_client, function, version, "--version")
+    response = aws.call(
+        f"reading version {version} of {function}",
+        lambda_client.get_function,
+        FunctionName=function,
+        Qualifier=str(version),
+    )
+    return str(response["Configuration"]["CodeSha256"])
+
+
+def require_deployed_code(lambda_client: Any, function: str, version: str, expected: str) -> None:
+    """Refuse a version whose code is not what the deploy that asked for it published.
+
+    Version numbers restart when a stack is destroyed and deployed again, so an approval
+    given days ago may name a number that now holds other code.
+    """
+    actual = code_sha256(lambda_client, function, version)
+    if actual != expected:
+        raise aws.UsageError(
+            f"--version {version}: its code (CodeSha256 {actual}) is not what this run "
+            f"deployed ({expected}); the stack was redeployed since. Nothing changed: "
+            "promote from the run that deployed the version you mean"
+        )
+
+
+def promotion_check(
+    lambda_client: Any, function: str, alias: str, candidate: str
+) -> tuple[dict[str, str], str]:
+    """What the pipeline's promote job should be asked: its outputs, and the summary line."""
+    sha = code_sha256(lambda_client, function, candidate)
+    state = read_alias(lambda_client, function, alias)
+    needed = state.primary != candidate or bool(state.weights)
+    values = {
+        "candidate-version": candidate,
+        "candidate-sha256": sha,
+        "promote": "true" if needed else "false",
+    }
+    if needed:
+        line = (
+            f"Promotion of version {candidate} awaits approval in `canary-promotion` "
+            f"(alias {alias} serves {state.describe()})."
+        )
+    else:
+        line = (
+            f"Promotion skipped: alias {alias} already serves version {candidate} at 100% "
+            "(this deploy published no new model version)."
+        )
+    return values, line
+
+
 # --- command line ----------------------------------------------------------------------------
+
+
+def waiter_attempts(delay: int) -> int:
+    """Checks enough to see the longest accepted config through, with a margin for CodeDeploy."""
+    return math.ceil((config.MAX_CANARY_MINUTES + WAIT_MARGIN_MINUTES) * 60 / max(delay, 1))
 
 
 def choose_strategy(requested: str, stack: outputs.StackOutputs) -> str:
@@ -906,7 +1026,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--bake-seconds", type=float, help="alias strategy: bake per step")
     parser.add_argument("--poll-seconds", type=float, default=15.0, help="alarm poll interval")
     parser.add_argument("--waiter-delay", type=int, default=15, help="codedeploy: seconds")
-    parser.add_argument("--waiter-max-attempts", type=int, default=160, help="codedeploy")
+    parser.add_argument(
+        "--waiter-max-attempts",
+        type=int,
+        help="codedeploy (default: enough for the longest config the stack may use)",
+    )
+    parser.add_argument(
+        "--expect-sha256",
+        help="refuse unless --version's code has this CodeSha256 (what the deploy published)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; print candidate-version=, candidate-sha256= and promote=true|false",
+    )
     return parser.parse_args(argv)
 
 
@@ -918,6 +1051,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         function = stack.require("model_function")
         alias = stack.require("model_alias")
         candidate = str(args.version or stack.require("model_candidate_version"))
+        if args.check:
+            values, line = promotion_check(
+                aws.client("lambda", stack.region), function, alias, candidate
+            )
+            print("\n".join(f"{k}={v}" for k, v in values.items()))
+            summary.write_github_output(values)
+            summary.write_step_summary(line)
+            print(f"promote: {line}", file=sys.stderr)
+            return 0
+        if args.expect_sha256:
+            require_deployed_code(
+                aws.client("lambda", stack.region), function, candidate, args.expect_sha256
+            )
         strategy = choose_strategy(args.strategy, stack)
         emit = events.emitter(aws.client("events", stack.region), stack, function)
 
@@ -953,8 +1099,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 alias=alias,
                 candidate=candidate,
                 waiter_delay=args.waiter_delay,
-                waiter_max_attempts=args.waiter_max_attempts,
+                waiter_max_attempts=args.waiter_max_attempts or waiter_attempts(args.waiter_delay),
                 emit=emit,
+                cloudwatch_client=aws.client("cloudwatch", stack.region),
+                alarms=alarms,
             )
         report = markdown(result)
         print(report)

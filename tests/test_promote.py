@@ -770,3 +770,84 @@ def test_a_wrong_branch_name_exits_2_without_a_traceback(capsys) -> None:
     assert promote.main(["--branch", "bad..name"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("promote: --branch 'bad..name'") and "Traceback" not in err
+
+
+def _check(deployed, capsys) -> dict[str, str]:
+    assert promote.main(["--outputs", str(deployed.outputs_file), "--check"]) == 0
+    out = capsys.readouterr().out
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def test_check_asks_for_a_promotion_only_when_a_new_version_was_published(deployed, capsys) -> None:
+    function = deployed.names.model_function
+    # Deployed without a new version (a docs-only push): alias live already serves it.
+    skipped = _check(deployed, capsys)
+    assert (skipped["candidate-version"], skipped["promote"]) == ("1", "false")
+
+    candidate = deployed.publish_candidate()
+    wanted = _check(deployed, capsys)
+    sha = deployed.client("lambda").get_function(FunctionName=function, Qualifier=candidate)
+    assert wanted == {
+        "candidate-version": candidate,
+        "candidate-sha256": sha["Configuration"]["CodeSha256"],
+        "promote": "true",
+    }
+    assert deployed.alias_state() == ("1", {})  # a check changes nothing
+
+
+def test_a_version_whose_code_is_not_what_the_run_deployed_is_refused(deployed, capsys) -> None:
+    candidate = deployed.publish_candidate()
+    args = [*_args(deployed, "--bake-seconds", "0"), "--version", candidate]
+
+    assert promote.main([*args, "--expect-sha256", "not-the-deployed-code"]) == 2
+
+    assert f"--version {candidate}: its code (CodeSha256 " in capsys.readouterr().err
+    assert deployed.alias_state() == ("1", {})
+    assert deployed.deliver_events() == []
+
+
+def _watched_version(deployed) -> str:
+    (alarm,) = deployed.client("cloudwatch").describe_alarms(
+        AlarmNames=[deployed.names.version_errors_alarm]
+    )["MetricAlarms"]
+    return next(d["Value"] for d in alarm["Dimensions"] if d["Name"] == "ExecutedVersion")
+
+
+@pytest.mark.parametrize("strategy", ["alias", "codedeploy"])
+def test_the_candidate_alarm_watches_the_version_this_promotion_shifts(
+    deployed, strategy: str
+) -> None:
+    candidate = deployed.publish_candidate()
+    newer = deployed.publish_candidate()  # a push during the canary published another
+    deployed.client("cloudwatch").put_metric_alarm(
+        AlarmName=deployed.names.version_errors_alarm,
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        Dimensions=[
+            {"Name": "FunctionName", "Value": deployed.names.model_function},
+            {"Name": "ExecutedVersion", "Value": newer},
+        ],
+    )
+    args = [
+        "--outputs",
+        str(deployed.outputs_file),
+        "--strategy",
+        strategy,
+        "--version",
+        candidate,
+        "--bake-seconds",
+        "0",
+        "--waiter-delay",
+        "0",
+        "--waiter-max-attempts",
+        "1",
+    ]
+
+    promote.main(args)
+
+    assert _watched_version(deployed) == candidate

@@ -14,6 +14,13 @@ from infra.components.function import PythonFunction, PythonFunctionArgs
 # CodeDeploy stops on either alarm and rolls back, whichever way the deployment ends badly.
 ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM")
 NOTIFIED_EVENTS = ("DeploymentFailure", "DeploymentStop", "DeploymentRollback", "DeploymentSuccess")
+# What a publisher needs on an encrypted topic's key (SNS's server-side encryption docs).
+SNS_KEY_ACTIONS = ("kms:GenerateDataKey*", "kms:Decrypt")
+
+
+def sns_key_conditions(region: str, account: str) -> dict:
+    """Key use only through SNS in this region, by this account."""
+    return {"kms:ViaService": f"sns.{region}.amazonaws.com", "kms:CallerAccount": account}
 
 
 @dataclass(frozen=True)
@@ -84,8 +91,9 @@ class CanaryDeployment(pulumi.ComponentResource):
             opts=child(self, ignore_changes=["function_version", "routing_config"]),
         )
         # AWS-managed key: encrypted at rest at no key cost. CodeDeploy publishes
-        # with its service role, which that key's policy admits (same account,
-        # via SNS).
+        # with its service role; publishing to an encrypted topic takes
+        # kms:GenerateDataKey* and kms:Decrypt on the key, granted below (and in the
+        # role boundary) only through SNS, so the stop and rollback notices arrive.
         self.topic = aws.sns.Topic(
             f"{name}-topic",
             name=args.topic,
@@ -105,6 +113,9 @@ class CanaryDeployment(pulumi.ComponentResource):
             ),
         ]
 
+        invoke = pulumi.InvokeOptions(parent=self)
+        account_id = aws.get_caller_identity(opts=invoke).account_id
+        region = aws.get_region(opts=invoke).region
         # What AWSCodeDeployRoleForLambdaLimited grants, scoped to this stack.
         # No lambda:InvokeFunction: the deployments run no lifecycle hooks.
         function_arns = [self.function.arn, self.function.arn.apply(lambda arn: f"{arn}:*")]
@@ -127,6 +138,13 @@ class CanaryDeployment(pulumi.ComponentResource):
                 # only reads alarm state, so "*" grants no reach beyond that.
                 statement(["cloudwatch:DescribeAlarms"], ["*"]),
                 statement(["sns:Publish"], [self.topic.arn]),
+                # The AWS-managed key's id is not known before it exists: any key of
+                # this account and region, and only as SNS uses it.
+                statement(
+                    list(SNS_KEY_ACTIONS),
+                    [f"arn:aws:kms:{region}:{account_id}:key/*"],
+                    Condition={"StringEquals": sns_key_conditions(region, account_id)},
+                ),
             ],
         )
         self.application = aws.codedeploy.Application(
@@ -204,5 +222,8 @@ class CanaryDeployment(pulumi.ComponentResource):
             # No invocations is no evidence of failure; a quiet branch must not roll back.
             treat_missing_data="notBreaching",
             dimensions=dimensions,
-            opts=child(self),
+            # Pulumi sets the candidate alarm's version once; after that the promote script
+            # owns it and points it at the version it shifts, so a push during a canary
+            # cannot move the watch onto a newer version while the old one takes traffic.
+            opts=child(self, ignore_changes=["dimensions"] if version is not None else None),
         )

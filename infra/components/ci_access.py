@@ -354,6 +354,17 @@ def _boundary_statements(args: CiAccessArgs) -> list[dict[str, Any]]:
         ),
         # Neither can be scoped to a resource; the roles' own policies narrow them.
         statement(["cloudwatch:DescribeAlarms", "sts:GetServiceBearerToken"], ["*"]),
+        # Publishing to the SNS-encrypted deployment topic (canary.py), through SNS only.
+        statement(
+            ["kms:GenerateDataKey*", "kms:Decrypt"],
+            [_arn("kms", args, "key/*")],
+            Condition={
+                "StringEquals": {
+                    "kms:ViaService": f"sns.{args.region}.amazonaws.com",
+                    "kms:CallerAccount": args.account_id,
+                }
+            },
+        ),
     ]
 
 
@@ -389,6 +400,8 @@ def _promote_statements(args: CiAccessArgs) -> list[dict[str, Any]]:
             ],
         ),
         statement(["cloudwatch:DescribeAlarms"], ["*"]),
+        # Promote points the candidate alarm at the version it shifts (canary.py).
+        statement(["cloudwatch:PutMetricAlarm"], [_arn("cloudwatch", args, f"alarm:{p}*")]),
         statement(
             ["apigateway:GET", "apigateway:POST", "apigateway:PATCH", "apigateway:DELETE"],
             [

@@ -83,6 +83,12 @@ def test_sessions_given_through_inputs_are_followed_to_their_value():
         for job in workflow.jobs
     }
     assert jobs["push", "test"].runs == ["nox -s lint tests"]
-    assert jobs["push", "deploy"].runs == ["nox -s deploy", "nox -s smoke", "nox -s events"]
+    assert jobs["push", "deploy"].runs == [
+        "nox -s deploy",
+        "nox -s smoke",
+        "nox -s events",
+        "nox -s promote",  # --check: is there a new version to promote?
+        "nox -s release",  # --check: did the API change?
+    ]
     assert jobs["push", "deploy"].roles == ["deploy"]
     assert jobs["pull-request", "comment"].runs == ["python -m scripts.pr_comment"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import pulumi_aws as aws
 import pytest
 
+from infra.components import ci_access
 from infra.components.canary import CanaryDeployment, CanaryDeploymentArgs
+from infra.components.ci_access import CiAccessArgs
 from infra.components.function import RUNTIME
 from scripts.synth import MOCK_ACCOUNT_ID, run_under_mocks
 
@@ -185,7 +188,61 @@ def test_service_role_policy_is_scoped_to_this_stack(synthesis):
         ],
         ("cloudwatch:DescribeAlarms",): ["*"],
         ("sns:Publish",): [TOPIC_ARN],
+        ("kms:GenerateDataKey*", "kms:Decrypt"): [f"arn:aws:kms:{REGION}:{MOCK_ACCOUNT_ID}:key/*"],
     }
+
+
+def _allows(statements, action: str, resource: str, context: dict) -> bool:
+    """An Allow matching the action and resource whose StringEquals conditions all hold."""
+    for s in statements:
+        actions, resources = s["Action"], s["Resource"]
+        actions = [actions] if isinstance(actions, str) else actions
+        resources = [resources] if isinstance(resources, str) else resources
+        conditions = (s.get("Condition") or {}).get("StringEquals", {})
+        if (
+            s["Effect"] == "Allow"
+            and any(fnmatch.fnmatchcase(action, a) for a in actions)
+            and any(fnmatch.fnmatchcase(resource, r) for r in resources)
+            and all(context.get(k) == v for k, v in conditions.items())
+        ):
+            return True
+    return False
+
+
+def test_codedeploy_can_deliver_its_notices_to_the_encrypted_topic(synthesis):
+    # Publishing to an SSE topic takes the key too: SNS asks KMS on the publisher's behalf.
+    role = json.loads(service_policy(synthesis).inputs["policy"])["Statement"]
+    boundary = _boundary(REGION)
+    key = f"arn:aws:kms:{REGION}:{MOCK_ACCOUNT_ID}:key/aws-sns-managed"
+    via_sns = {
+        "kms:ViaService": f"sns.{REGION}.amazonaws.com",
+        "kms:CallerAccount": MOCK_ACCOUNT_ID,
+    }
+    for policy in (role, boundary):
+        assert _allows(policy, "sns:Publish", TOPIC_ARN, {})
+        assert _allows(policy, "kms:GenerateDataKey", key, via_sns)
+        assert _allows(policy, "kms:Decrypt", key, via_sns)
+        # ...and only through SNS, only in this account.
+        assert not _allows(policy, "kms:Decrypt", key, {**via_sns, "kms:ViaService": "s3"})
+        assert not _allows(policy, "kms:Decrypt", key, {**via_sns, "kms:CallerAccount": "1" * 12})
+
+
+def _boundary(region: str) -> list[dict]:
+    args = CiAccessArgs(
+        repository="acme/mlship",
+        account_id=MOCK_ACCOUNT_ID,
+        region=region,
+        resource_prefix="mlship-",
+        shared_prefix="mlship--shared",
+        state_bucket=f"mlship--shared-state-{MOCK_ACCOUNT_ID}",
+        secrets_key_alias="alias/mlship--shared-pulumi-secrets",
+        preview_role="mlship--shared-ci-preview",
+        deploy_role="mlship--shared-ci-deploy",
+        promote_role="mlship--shared-ci-promote",
+        role_boundary="mlship--shared-role-boundary",
+        create_oidc_provider=False,
+    )
+    return ci_access._boundary_statements(args)
 
 
 def alarms(synthesis):
@@ -220,6 +277,9 @@ def test_alarms_watch_lambda_errors_of_alias_and_candidate(synthesis):
         "Resource": f"{FUNCTION}:live",
         "ExecutedVersion": "1",
     }
+    # After creation promote owns which version the candidate alarm watches.
+    assert found["mlship-feature-x-model-candidate-errors"].ignore_changes == ["dimensions"]
+    assert not found["mlship-feature-x-model-live-errors"].ignore_changes
 
 
 def test_alarm_threshold_follows_args():
