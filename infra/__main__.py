@@ -139,6 +139,9 @@ def build_branch(settings: config.Settings) -> None:
             topic=names.deploy_topic,
             alias_alarm=names.alias_errors_alarm,
             candidate_alarm=names.version_errors_alarm,
+            hooks_function=names.deploy_hooks_function,
+            hooks_role=names.deploy_hooks_role,
+            hooks_log_group=names.deploy_hooks_log_group,
             deployment_config=settings.canary_deployment_config,
             error_threshold=settings.alarm_error_threshold,
             permissions_boundary=boundary,
@@ -171,6 +174,7 @@ def build_branch(settings: config.Settings) -> None:
     pulumi.export("codedeploy_application", canary.application.name)
     pulumi.export("codedeploy_group", canary.deployment_group.deployment_group_name)
     pulumi.export("deploy_topic_arn", canary.topic.arn)
+    pulumi.export("deploy_hooks_function", canary.hooks.function.name)
     pulumi.export("alarms", [alarm.name for alarm in canary.alarms])
     pulumi.export("api_id", api.rest_api.id)
     pulumi.export(

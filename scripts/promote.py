@@ -640,9 +640,14 @@ def promote_alias(
 # --- codedeploy strategy ------------------------------------------------------------------
 
 
-def appspec(function: str, alias: str, current: str, target: str) -> str:
+def appspec(function: str, alias: str, current: str, target: str, hooks: str = "") -> str:
+    """The Lambda AppSpec; with a hook function, CodeDeploy smoke-checks before and after."""
+    spec: dict[str, Any] = {}
+    if hooks:
+        spec["Hooks"] = [{"BeforeAllowTraffic": hooks}, {"AfterAllowTraffic": hooks}]
     return json.dumps(
         {
+            **spec,
             "version": 0.0,
             "Resources": [
                 {
@@ -719,6 +724,7 @@ def _create(
     group: str,
     result: PromotionResult,
     progress: Progress,
+    hooks: str = "",
 ) -> tuple[str, str] | None:
     """Start a deployment from the alias's version to the candidate; None if already there."""
     function, alias, candidate = result.function, result.alias, result.candidate
@@ -733,7 +739,7 @@ def _create(
         set_alias(lambda_client, function, alias, state.primary, revision=state.revision)
     if state.primary == candidate:
         return None
-    content = appspec(function, alias, state.primary, candidate)
+    content = appspec(function, alias, state.primary, candidate, hooks)
     deployment_id = aws.call(
         f"creating a deployment in group {group}",
         codedeploy_client.create_deployment,
@@ -805,6 +811,7 @@ def promote_codedeploy(
     emit: Emit | None = None,
     cloudwatch_client: Any | None = None,
     alarms: Sequence[str] = (),
+    hooks: str = "",
 ) -> PromotionResult:
     """Have CodeDeploy shift the alias (or attach to its deployment in flight) and report."""
     if waiter_delay < 0 or waiter_max_attempts < 1:
@@ -835,6 +842,7 @@ def promote_codedeploy(
             group=group,
             result=result,
             progress=progress,
+            hooks=hooks,
         )
         if created is None:
             result.previous_version = candidate
@@ -1103,6 +1111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 emit=emit,
                 cloudwatch_client=aws.client("cloudwatch", stack.region),
                 alarms=alarms,
+                # Stacks deployed before the hooks existed have no such output: no hooks.
+                hooks=str(stack.values.get("deploy_hooks_function") or ""),
             )
         report = markdown(result)
         print(report)

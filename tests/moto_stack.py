@@ -269,6 +269,7 @@ def build_deployed_stack(branch: str) -> DeployedStack:
         "codedeploy_application": names.deploy_application,
         "codedeploy_group": names.deploy_group,
         "deploy_topic_arn": topic_arn,
+        "deploy_hooks_function": names.deploy_hooks_function,
         "alarms": [names.alias_errors_alarm, names.version_errors_alarm],
         "api_id": api_id,
         "api_stages": dict(names.api_stages),

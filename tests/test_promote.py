@@ -433,7 +433,10 @@ def test_codedeploy_creates_one_deployment_and_a_rerun_attaches_to_it(deployed, 
     assert revision["revisionType"] == "AppSpecContent"
     content = revision["appSpecContent"]["content"]
     assert revision["appSpecContent"]["sha256"] == hashlib.sha256(content.encode()).hexdigest()
+    hooks = deployed.outputs["deploy_hooks_function"]
     assert json.loads(content) == {
+        # CodeDeploy runs the stack's smoke-check hooks before and after shifting traffic.
+        "Hooks": [{"BeforeAllowTraffic": hooks}, {"AfterAllowTraffic": hooks}],
         "version": 0.0,
         "Resources": [
             {

@@ -338,8 +338,18 @@ def _boundary_statements(args: CiAccessArgs) -> list[dict[str, Any]]:
         statement(["sqs:SendMessage"], [_arn("sqs", args, f"{p}*")]),
         statement(["sns:Publish"], [_arn("sns", args, f"{p}*")]),
         statement(
-            ["lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetProvisionedConcurrencyConfig"],
+            [
+                "lambda:GetAlias",
+                "lambda:UpdateAlias",
+                "lambda:GetProvisionedConcurrencyConfig",
+                # CodeDeploy runs the deploy hooks; the hooks smoke-check the model.
+                "lambda:InvokeFunction",
+            ],
             [_arn("lambda", args, f"function:{p}*"), _arn("lambda", args, f"function:{p}*:*")],
+        ),
+        statement(
+            ["codedeploy:GetDeployment", "codedeploy:PutLifecycleEventHookExecutionStatus"],
+            [_arn("codedeploy", args, f"deploymentgroup:{p}*")],
         ),
         statement(
             [

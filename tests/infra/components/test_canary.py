@@ -8,6 +8,7 @@ import json
 import pulumi_aws as aws
 import pytest
 
+from infra.components import canary as canary_module
 from infra.components import ci_access
 from infra.components.canary import CanaryDeployment, CanaryDeploymentArgs
 from infra.components.ci_access import CiAccessArgs
@@ -23,6 +24,9 @@ TOPIC_ARN = f"arn:aws:sns:{REGION}:{MOCK_ACCOUNT_ID}:mlship-feature-x-deployment
 CANARY = "CodeDeployDefault.LambdaCanary10Percent5Minutes"
 
 
+HOOKS = "mlship-feature-x-deploy-hooks"
+
+
 def make_args(**overrides: object) -> CanaryDeploymentArgs:
     values: dict[str, object] = dict(
         function_name=FUNCTION,
@@ -35,6 +39,9 @@ def make_args(**overrides: object) -> CanaryDeploymentArgs:
         topic="mlship-feature-x-deployments",
         alias_alarm="mlship-feature-x-model-live-errors",
         candidate_alarm="mlship-feature-x-model-candidate-errors",
+        hooks_function=HOOKS,
+        hooks_role="mlship-feature-x-deploy-hooks",
+        hooks_log_group=f"/aws/lambda/{HOOKS}",
         deployment_config=CANARY,
         error_threshold=3,
         memory_mb=512,
@@ -60,7 +67,7 @@ def synthesis():
 
 
 def function(synthesis):
-    return synthesis.one("aws:lambda/function:Function")
+    return synthesis.one("aws:lambda/function:Function", "canary-model")
 
 
 def test_function_publishes_versions_with_sizing_from_args(synthesis):
@@ -92,10 +99,11 @@ def test_alias_points_at_published_version_and_leaves_traffic_to_promote(synthes
 def test_every_child_is_parented_inside_the_component(synthesis):
     component = synthesis.one("mlship:components:CanaryDeployment", "canary")
     model = synthesis.one("mlship:components:PythonFunction", "canary-model")
-    assert model.parent == component.urn
+    hooks = synthesis.one("mlship:components:PythonFunction", "canary-hooks")
+    assert model.parent == component.urn and hooks.parent == component.urn
     for r in synthesis.resources:
         if r is not component:
-            assert r.parent in (component.urn, model.urn), r.name
+            assert r.parent in (component.urn, model.urn, hooks.urn), r.name
             assert r.name.startswith("canary-"), r.name
 
 
@@ -151,7 +159,11 @@ def test_group_shifts_traffic_blue_green_and_rolls_back_on_alarm(synthesis):
 def test_group_uses_its_own_codedeploy_role_not_the_lambda_role(synthesis):
     group = synthesis.one("aws:codedeploy/deploymentGroup:DeploymentGroup")
     roles = {r.inputs["name"]: r for r in synthesis.of_type("aws:iam/role:Role")}
-    assert set(roles) == {"mlship-feature-x-model", "mlship-feature-x-codedeploy"}
+    assert set(roles) == {
+        "mlship-feature-x-model",
+        "mlship-feature-x-codedeploy",
+        "mlship-feature-x-deploy-hooks",
+    }
     assert group.inputs["serviceRoleArn"] == (
         f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/mlship-feature-x-codedeploy"
     )
@@ -188,6 +200,7 @@ def test_service_role_policy_is_scoped_to_this_stack(synthesis):
         ],
         ("cloudwatch:DescribeAlarms",): ["*"],
         ("sns:Publish",): [TOPIC_ARN],
+        ("lambda:InvokeFunction",): [f"arn:aws:lambda:{REGION}:{MOCK_ACCOUNT_ID}:function:{HOOKS}"],
         ("kms:GenerateDataKey*", "kms:Decrypt"): [f"arn:aws:kms:{REGION}:{MOCK_ACCOUNT_ID}:key/*"],
     }
 
@@ -302,3 +315,36 @@ def test_component_exposes_what_the_program_reads():
     assert isinstance(canary.topic, aws.sns.Topic)
     assert isinstance(canary.service_role, aws.iam.Role)
     assert [type(a) for a in canary.alarms] == [aws.cloudwatch.MetricAlarm] * 2
+
+
+def _role_policy(synthesis, role: str) -> list[dict]:
+    (policy,) = [
+        r for r in synthesis.of_type("aws:iam/rolePolicy:RolePolicy") if r.inputs["role"] == role
+    ]
+    return json.loads(policy.inputs["policy"])["Statement"]
+
+
+def test_the_deploy_hooks_smoke_check_inside_each_deployment(synthesis):
+    hooks = synthesis.one("aws:lambda/function:Function", "canary-hooks")
+    assert hooks.inputs["name"] == HOOKS
+    # The typical row is built from the model's own features.
+    features = json.loads(hooks.inputs["environment"]["variables"]["MODEL_FEATURES"])
+    assert features and features == canary_module.model_features()
+    hooks_arn = f"arn:aws:lambda:{REGION}:{MOCK_ACCOUNT_ID}:function:{HOOKS}"
+    group = (
+        f"arn:aws:codedeploy:{REGION}:{MOCK_ACCOUNT_ID}:deploymentgroup:"
+        "mlship-feature-x-model/mlship-feature-x-canary"
+    )
+    statements = _role_policy(synthesis, "mlship-feature-x-deploy-hooks")
+    # It may invoke the model's versions, and report to its own deployment group only.
+    assert _allows(statements, "lambda:InvokeFunction", f"{FUNCTION_ARN}:7", {})
+    assert not _allows(statements, "lambda:InvokeFunction", hooks_arn, {})
+    for action in ("codedeploy:GetDeployment", "codedeploy:PutLifecycleEventHookExecutionStatus"):
+        assert _allows(statements, action, group, {})
+        assert not _allows(statements, action, group.replace("feature-x", "other"), {})
+    # CodeDeploy, which runs the hooks, may invoke this function, and so may its boundary.
+    service = json.loads(service_policy(synthesis).inputs["policy"])["Statement"]
+    assert _allows(service, "lambda:InvokeFunction", hooks_arn, {})
+    boundary = _boundary(REGION)
+    assert _allows(boundary, "lambda:InvokeFunction", hooks_arn, {})
+    assert _allows(boundary, "codedeploy:PutLifecycleEventHookExecutionStatus", group, {})
