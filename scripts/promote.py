@@ -1,8 +1,15 @@
 """Promote the candidate model version: move alias `live` onto it while watching the alarms.
 
     python -m scripts.promote (--outputs FILE | --branch NAME) [--strategy auto|alias|codedeploy]
-        [--version N] [--steps 10,50,100] [--bake-seconds S] [--poll-seconds S]
-        [--waiter-delay S] [--waiter-max-attempts N]
+        [--version N [--expect-sha256 SHA]] [--steps 10,50,100] [--bake-seconds S]
+        [--poll-seconds S] [--waiter-delay S] [--waiter-max-attempts N] [--check]
+
+--check changes nothing and prints candidate-version=, candidate-sha256= and
+promote=true|false (false when alias live already serves the candidate: nothing to
+approve). --expect-sha256 refuses a --version whose code is not what the deploy recorded.
+Before shifting, the alarms that watch one version (the candidate alarm) are pointed at
+the candidate; every alias update names the revision it read, so a concurrent move fails
+instead of being overwritten.
 
 Strategies:
 - codedeploy: a CodeDeploy deployment with a Lambda AppSpec shifts the alias by the
