@@ -162,6 +162,18 @@ _SCRIPT_SESSIONS = {
         "--repo OWNER/NAME --reviewers LOGIN[,LOGIN...] [--region R] [--dry-run]",
         "Deploy the shared stack and set up GitHub environments and variables, once per fork.",
     ),
+    "environments": (
+        "scripts.environments",
+        [],
+        "delete --branch NAME [--repo OWNER/NAME]",
+        "Delete a deleted branch's GitHub environment branch/<slug> (needs an admin token).",
+    ),
+    "protected": (
+        "scripts.protected",
+        [],
+        "[--github-output]",
+        "List the protected stacks (shared, default and long-lived branches) from config.",
+    ),
     "preflight": (
         "scripts.preflight",
         [],

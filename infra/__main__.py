@@ -132,6 +132,7 @@ def build_branch(settings: config.Settings) -> None:
             processor_role=names.event_processor_role,
             processor_log_group=names.event_processor_log_group,
             dead_letter_queue=names.event_dlq,
+            dead_letter_alarm=names.event_dlq_alarm,
             permissions_boundary=boundary,
             **lambda_sizing,
         ),
@@ -150,6 +151,9 @@ def build_branch(settings: config.Settings) -> None:
             topic=names.deploy_topic,
             alias_alarm=names.alias_errors_alarm,
             candidate_alarm=names.version_errors_alarm,
+            hooks_function=names.deploy_hooks_function,
+            hooks_role=names.deploy_hooks_role,
+            hooks_log_group=names.deploy_hooks_log_group,
             deployment_config=settings.canary_deployment_config,
             error_threshold=settings.alarm_error_threshold,
             permissions_boundary=boundary,
@@ -187,6 +191,7 @@ def build_branch(settings: config.Settings) -> None:
     pulumi.export("codedeploy_application", canary.application.name)
     pulumi.export("codedeploy_group", canary.deployment_group.deployment_group_name)
     pulumi.export("deploy_topic_arn", canary.topic.arn)
+    pulumi.export("deploy_hooks_function", canary.hooks.function.name)
     pulumi.export("alarms", [alarm.name for alarm in canary.alarms])
     pulumi.export("api_id", api.rest_api.id)
     pulumi.export(
@@ -203,6 +208,7 @@ def build_branch(settings: config.Settings) -> None:
     pulumi.export("event_source", naming.event_source(settings.project))
     pulumi.export("event_store_bucket", events.bucket.bucket)
     pulumi.export("event_dlq_url", events.dead_letter_queue.url)
+    pulumi.export("event_dlq_alarm", events.dead_letter_alarm.name)
 
 
 def build_shared(settings: config.Settings) -> None:

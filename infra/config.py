@@ -26,15 +26,23 @@ from infra import naming
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILE = REPO_ROOT / "Pulumi.yaml"
 
-CANARY_DEPLOYMENT_CONFIGS = (
-    "CodeDeployDefault.LambdaCanary10Percent5Minutes",
-    "CodeDeployDefault.LambdaCanary10Percent10Minutes",
-    "CodeDeployDefault.LambdaCanary10Percent15Minutes",
-    "CodeDeployDefault.LambdaCanary10Percent30Minutes",
-    "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
-    "CodeDeployDefault.LambdaLinear10PercentEvery2Minutes",
-    "CodeDeployDefault.LambdaLinear10PercentEvery3Minutes",
-    "CodeDeployDefault.LambdaLinear10PercentEvery10Minutes",
+# Minutes each built-in Lambda config takes from the first shift to 100%.
+CANARY_DEPLOYMENT_MINUTES = {
+    "CodeDeployDefault.LambdaCanary10Percent5Minutes": 5,
+    "CodeDeployDefault.LambdaCanary10Percent10Minutes": 10,
+    "CodeDeployDefault.LambdaCanary10Percent15Minutes": 15,
+    "CodeDeployDefault.LambdaCanary10Percent30Minutes": 30,
+    "CodeDeployDefault.LambdaLinear10PercentEvery1Minute": 9,
+    "CodeDeployDefault.LambdaLinear10PercentEvery2Minutes": 18,
+    "CodeDeployDefault.LambdaLinear10PercentEvery3Minutes": 27,
+    "CodeDeployDefault.LambdaLinear10PercentEvery10Minutes": 90,
+}
+# The promote job watches the deployment to its end with credentials from a one-hour role
+# session (GitHub OIDC's default, and the role's maximum): after setup and the approval
+# check, about 45 minutes are left to wait in, so a config must shift within 40.
+MAX_CANARY_MINUTES = 40
+CANARY_DEPLOYMENT_CONFIGS = tuple(
+    name for name, minutes in CANARY_DEPLOYMENT_MINUTES.items() if minutes <= MAX_CANARY_MINUTES
 )
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096)
 API_AUTH = ("iam", "api-key", "none")
@@ -132,6 +140,19 @@ def _choice(options: tuple[Any, ...]) -> Callable[[str, object], Any]:
     return parse
 
 
+def _deployment_config(key: str, value: object) -> str:
+    minutes = CANARY_DEPLOYMENT_MINUTES.get(value) if isinstance(value, str) else None
+    if minutes is not None and minutes > MAX_CANARY_MINUTES:
+        raise _fail(
+            key,
+            value,
+            f"it shifts traffic over {minutes} minutes, longer than the promote job can watch "
+            f"(at most {MAX_CANARY_MINUTES}: its AWS role session lasts one hour); use one of "
+            + ", ".join(CANARY_DEPLOYMENT_CONFIGS),
+        )
+    return _choice(CANARY_DEPLOYMENT_CONFIGS)(key, value)
+
+
 def _pattern(regex: re.Pattern[str], valid: str) -> Callable[[str, object], str]:
     def parse(key: str, value: object) -> str:
         if not isinstance(value, str) or not regex.fullmatch(value):
@@ -222,7 +243,7 @@ _PARSERS: Mapping[str, Callable[[str, object], Any]] = {
     "lambda_memory_mb": _int(128, 10240),
     "lambda_timeout_seconds": _int(1, 900),
     "log_retention_days": _choice(LOG_RETENTION_DAYS),
-    "canary_deployment_config": _choice(CANARY_DEPLOYMENT_CONFIGS),
+    "canary_deployment_config": _deployment_config,
     "promotion_steps": _promotion_steps,
     "bake_seconds": _int(0, 3600),
     "alarm_error_threshold": _int(1, 10000),

@@ -196,6 +196,10 @@ class BranchNames:
     event_processor_role: str
     event_processor_log_group: str
     event_dlq: str
+    event_dlq_alarm: str
+    deploy_hooks_function: str
+    deploy_hooks_role: str
+    deploy_hooks_log_group: str
 
     def as_dict(self) -> dict[str, object]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -258,6 +262,10 @@ BRANCH_NAME_KINDS: Mapping[str, str] = {
     "event_processor_role": "iam_role",
     "event_processor_log_group": "cloudwatch_log_group",
     "event_dlq": "sqs_queue",
+    "event_dlq_alarm": "cloudwatch_alarm",
+    "deploy_hooks_function": "lambda_function",
+    "deploy_hooks_role": "iam_role",
+    "deploy_hooks_log_group": "cloudwatch_log_group",
 }
 
 SHARED_NAME_KINDS: Mapping[str, str] = {
@@ -322,6 +330,10 @@ def branch_names(
         event_processor_role=f"{base}-events",
         event_processor_log_group=f"/aws/lambda/{event_processor}",
         event_dlq=f"{base}-events-dlq",
+        event_dlq_alarm=f"{base}-events-dlq-not-empty",
+        deploy_hooks_function=f"{base}-deploy-hooks",
+        deploy_hooks_role=f"{base}-deploy-hooks",
+        deploy_hooks_log_group=f"/aws/lambda/{base}-deploy-hooks",
     )
 
 

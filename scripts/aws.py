@@ -11,7 +11,13 @@ from collections.abc import Callable, Sequence
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
 
 # Standard mode retries throttling and transient errors with backoff; ten
 # attempts ride out the bursts that CI runs for many branches cause.
@@ -48,6 +54,7 @@ _NOT_FOUND = {
     "DeploymentDoesNotExistException",
 }
 _ACCESS = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+_EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId"}
 
 
 def client(service: str, region: str | None = None):  # boto3 clients are untyped
@@ -64,6 +71,11 @@ def translate(error: ClientError, doing: str) -> ScriptError:
             f"{doing}: not found ({code}: {message}); is the stack deployed? "
             "`nox -s deploy -- --branch NAME` creates it"
         )
+    if code in _EXPIRED:
+        return AccessError(
+            f"{doing}: the AWS credentials are expired or invalid ({code}); assume the role "
+            "again (in CI: re-run the job; locally: refresh your profile's session)"
+        )
     if code in _ACCESS:
         return AccessError(
             f"{doing}: access denied ({message}); the role in use lacks this permission"
@@ -79,19 +91,37 @@ def call(doing: str, operation: Callable[..., dict], /, **kwargs: object) -> dic
         raise translate(error, doing) from error
 
 
+_BOTOCORE_HINTS: Sequence[tuple[type[BotoCoreError], str]] = (
+    (NoCredentialsError, "no AWS credentials (set AWS_PROFILE, or assume the role)"),
+    (NoRegionError, "no AWS region (the stack outputs name none: set AWS_REGION)"),
+    (
+        EndpointConnectionError,
+        "{error}; is the region right (the stack outputs' 'region') and the network up?",
+    ),
+)
+
+
+def _failure(error: ScriptError | ClientError | BotoCoreError) -> ScriptError:
+    """The project's own error for anything a verb may meet in ordinary use."""
+    if isinstance(error, ScriptError):
+        return error
+    if isinstance(error, ClientError):
+        # A call outside `call()`: still one line that says what AWS refused.
+        return translate(error, f"calling {getattr(error, 'operation_name', 'AWS')}")
+    for kind, text in _BOTOCORE_HINTS:
+        if isinstance(error, kind):
+            return ScriptError(text.format(error=error))
+    return ScriptError(str(error))
+
+
 def run(verb: str, body: Callable[[], int]) -> int:
     """Run a verb's body; report failures as one line on stderr with the right exit code."""
     try:
         return body()
-    except ScriptError as error:
-        print(f"{verb}: {error}", file=sys.stderr)
-        return error.exit_code
-    except NoCredentialsError:
-        print(f"{verb}: no AWS credentials (set AWS_PROFILE, or assume the role)", file=sys.stderr)
-        return 1
-    except BotoCoreError as error:
-        print(f"{verb}: {error}", file=sys.stderr)
-        return 1
+    except (ScriptError, ClientError, BotoCoreError) as error:
+        failure = _failure(error)
+        print(f"{verb}: {failure}", file=sys.stderr)
+        return failure.exit_code
 
 
 def pages(client_, operation: str, key: str, **kwargs: object) -> Sequence[dict]:

@@ -4,6 +4,7 @@
     python -m scripts.events history --outputs F [--model NAME] [--format table|json]
     python -m scripts.events state --outputs F [--model NAME]
     python -m scripts.events replay --outputs F --start ISO --end ISO
+    python -m scripts.events dlq --outputs F [--redrive]
 
 Every other verb emits through `emit`, so the history of a model (trained,
 deployed, canary-started, promoted, rolled-back, released) lives in one place:
@@ -23,20 +24,19 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from infra.handlers.event_processor import handler as processor
 from scripts import aws, outputs, summary
 from scripts.progress import Progress
 
-# Each kind and the detail fields it must carry beyond the common ones.
-KINDS: Mapping[str, tuple[str, ...]] = {
-    "trained": ("run_id",),
-    "deployed": (),
-    "canary-started": ("previous_version", "strategy"),
-    "promoted": ("previous_version", "strategy"),
-    "rolled-back": ("from_version", "to_version", "reason"),
-    "released": ("api_version", "stage", "deployment_id"),
-}
-COMMON_FIELDS = ("model", "version")
+# One schema for both ends: the processor refuses to store what does not fit it.
+KINDS: Mapping[str, tuple[str, ...]] = processor.KINDS
+COMMON_FIELDS = processor.COMMON_FIELDS
+RESERVED_FIELDS = processor.GENERATED_FIELDS
 REPLAY_FINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+# Recording an event after traffic moved must not be lost to one throttled or dropped call:
+# a few tries, backing off, on top of botocore's own retries.
+EMIT_ATTEMPTS = 3
+EMIT_BACKOFF_SECONDS = 2.0
 
 
 class EventError(aws.UsageError):
@@ -48,6 +48,12 @@ def build_detail(kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     if kind not in KINDS:
         raise EventError(f"event kind {kind!r} is not one of {', '.join(KINDS)}")
     required = COMMON_FIELDS + KINDS[kind]
+    reserved = sorted(set(fields) & set(RESERVED_FIELDS))
+    if reserved:
+        raise EventError(
+            f"a {kind!r} event's fields may not set {', '.join(reserved)}: the emitter sets "
+            f"{', '.join(RESERVED_FIELDS)} itself"
+        )
     missing = [name for name in required if fields.get(name) in (None, "")]
     if missing:
         raise EventError(
@@ -66,6 +72,9 @@ def build_detail(kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         json.dumps(detail)
     except TypeError as error:
         raise EventError(f"a {kind!r} event's detail must be JSON: {error}") from None
+    problems = processor.detail_problems(detail)
+    if problems:
+        raise EventError("; ".join(problems))
     return detail
 
 
@@ -94,19 +103,45 @@ def emit(events_client: Any, stack: outputs.StackOutputs, kind: str, **fields: A
     return detail["event_id"]
 
 
-def emitter(events_client: Any, stack: outputs.StackOutputs, model: str) -> Callable[..., str]:
+def emitter(
+    events_client: Any,
+    stack: outputs.StackOutputs,
+    model: str,
+    *,
+    attempts: int = EMIT_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Callable[..., str]:
     """`emit` bound to a stack and model, after checking the stack can take events.
 
     Checked before the verb acts: an operation whose events could not be
-    recorded must not start.
+    recorded must not start. A failed put is tried again (bad input is not).
     """
     stack.require("event_bus")
     stack.require("event_source")
 
     def emit_for_model(kind: str, **fields: Any) -> str:
-        return emit(events_client, stack, kind, model=model, **fields)
+        for attempt in range(1, attempts + 1):
+            try:
+                return emit(events_client, stack, kind, model=model, **fields)
+            except aws.UsageError:
+                raise
+            except aws.ScriptError:
+                if attempt == attempts:
+                    raise
+                sleep(EMIT_BACKOFF_SECONDS * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     return emit_for_model
+
+
+def repair_command(kind: str, fields: Mapping[str, Any]) -> str:
+    """The command that records an event a verb could not, for its summary."""
+    extra = {k: v for k, v in fields.items() if k not in ("model", "version")}
+    detail = json.dumps(extra, sort_keys=True).replace("'", "'\\''")
+    return (
+        f"nox -s events -- emit {kind} --version {fields.get('version')} "
+        f"--detail '{detail}' --outputs OUTPUTS.json"
+    )
 
 
 def history(s3: Any, stack: outputs.StackOutputs, model: str | None = None) -> list[dict]:
@@ -211,6 +246,88 @@ def replay(
     return {"replay": name, "state": state["State"], "start": start, "end": end}
 
 
+_REASON_ATTRIBUTES = ("reason", "ErrorMessage", "ERROR_MESSAGE")
+
+
+def _reason(message: Mapping[str, Any]) -> str:
+    # The processor names its own reason; Lambda's and EventBridge's dead-letter paths
+    # carry theirs under their own attribute names.
+    attributes = message.get("MessageAttributes") or {}
+    for name in _REASON_ATTRIBUTES:
+        if name in attributes:
+            return str(attributes[name].get("StringValue", ""))
+    return "no reason recorded"
+
+
+def _receive(sqs: Any, queue: str, visibility: int, limit: int) -> list[dict]:
+    seen: dict[str, dict] = {}
+    while len(seen) < limit:
+        batch = aws.call(
+            f"reading dead-letter queue {queue}",
+            sqs.receive_message,
+            QueueUrl=queue,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=visibility,
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        fresh = [m for m in batch if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        seen.update((m["MessageId"], m) for m in fresh)
+    return list(seen.values())[:limit]
+
+
+def dead_letters(
+    sqs: Any, events_client: Any, stack: outputs.StackOutputs, *, redrive: bool, limit: int = 100
+) -> list[dict[str, Any]]:
+    """What the dead-letter queue holds and why; with redrive, put the valid ones back on the bus.
+
+    An event that is still malformed stays in the queue: redriving it would only park it
+    again. A redriven event keeps its detail.event_id, so the store takes it at most once.
+    """
+    queue = stack.require("event_dlq_url")
+    # Inspecting leaves the messages visible; redriving hides each while it is handled.
+    messages = _receive(sqs, queue, 60 if redrive else 0, limit)
+    report = []
+    for message in messages:
+        entry: dict[str, Any] = {"message_id": message["MessageId"], "reason": _reason(message)}
+        try:
+            event = json.loads(message["Body"])
+            processor.event_key(event)
+        except (ValueError, processor.MalformedEvent) as error:
+            entry.update(kind="?", version="?", action="kept: still malformed", problem=str(error))
+            report.append(entry)
+            continue
+        detail = event["detail"]
+        entry.update(kind=detail["kind"], version=detail["version"], action="listed")
+        if redrive:
+            emitted = aws.call(
+                f"redriving {message['MessageId']} to bus {stack.require('event_bus')}",
+                events_client.put_events,
+                Entries=[
+                    {
+                        "EventBusName": stack.require("event_bus"),
+                        "Source": event.get("source") or stack.require("event_source"),
+                        "DetailType": detail["kind"],
+                        "Detail": json.dumps(detail, sort_keys=True),
+                    }
+                ],
+            )
+            if emitted.get("FailedEntryCount"):
+                entry["action"] = "kept: the bus refused it"
+            else:
+                aws.call(
+                    f"deleting {message['MessageId']} from {queue}",
+                    sqs.delete_message,
+                    QueueUrl=queue,
+                    ReceiptHandle=message["ReceiptHandle"],
+                )
+                entry["action"] = "redriven"
+        report.append(entry)
+    return report
+
+
 def _history_table(events: Sequence[Mapping[str, Any]]) -> str:
     rows = [
         [
@@ -262,6 +379,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     replay_parser.add_argument("--start", type=_timestamp, required=True)
     replay_parser.add_argument("--end", type=_timestamp, required=True)
     replay_parser.add_argument("--poll-seconds", type=float, default=10.0)
+    dlq_parser = verbs.add_parser("dlq", help="list the dead-letter queue's events and why")
+    dlq_parser.add_argument(
+        "--redrive", action="store_true", help="put the valid ones back on the bus"
+    )
     for sub in verbs.choices.values():
         outputs.add_arguments(sub)
     return parser.parse_args(argv)
@@ -273,13 +394,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         stack = outputs.load(args)
         if args.command == "emit":
+            named = sorted(set(args.detail) & {"model", "version"})
+            if named:
+                raise EventError(
+                    f"--detail may not set {', '.join(named)}: the model is the stack's and the "
+                    "version is --version"
+                )
             fields = {**args.detail, "model": stack.require("model_function")}
             fields["version"] = args.version
-            event_id = emit(aws.client("events"), stack, args.kind, **fields)
+            event_id = emit(aws.client("events", stack.region), stack, args.kind, **fields)
             print(event_id)
             summary.write_step_summary(f"Event `{args.kind}` emitted: `{event_id}`")
         elif args.command in ("history", "state"):
-            events = history(aws.client("s3"), stack, args.model)
+            events = history(aws.client("s3", stack.region), stack, args.model)
             result: Any = events if args.command == "history" else fold(events)
             if args.format == "json":
                 json.dump(result, sys.stdout, indent=2, default=str)
@@ -288,9 +415,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(_history_table(events))
             else:
                 print(summary.table(["field", "value"], [[k, str(v)] for k, v in result.items()]))
+        elif args.command == "dlq":
+            parked = dead_letters(
+                aws.client("sqs", stack.region),
+                aws.client("events", stack.region),
+                stack,
+                redrive=args.redrive,
+            )
+            table = summary.table(
+                ["message", "event", "version", "reason", "action"],
+                [
+                    [p["message_id"], p["kind"], p["version"], p["reason"], p["action"]]
+                    for p in parked
+                ],
+            )
+            report = f"### Dead-letter queue: {len(parked)} event(s)\n\n{table}\n"
+            print(report)
+            summary.write_step_summary(report)
         else:
             result = replay(
-                aws.client("events"), stack, args.start, args.end, poll_seconds=args.poll_seconds
+                aws.client("events", stack.region),
+                stack,
+                args.start,
+                args.end,
+                poll_seconds=args.poll_seconds,
             )
             summary.write_step_summary(
                 f"Replay `{result['replay']}` of {args.start} to {args.end}: {result['state']}"

@@ -33,6 +33,17 @@ class StackOutputs:
             )
         return self.values[key]
 
+    @property
+    def region(self) -> str | None:
+        """The region the stack lives in; the verbs call AWS there, whatever the profile says."""
+        region = self.values.get("region")
+        if region is not None and not (isinstance(region, str) and region):
+            raise UsageError(
+                f"stack outputs from {self.source}: 'region' must name an AWS region, "
+                f"e.g. us-east-1; got {region!r}"
+            )
+        return region or None
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
@@ -47,7 +58,12 @@ def from_file(path: Path) -> StackOutputs:
             "`pulumi stack output --json --stack STACK > FILE`"
         )
     try:
-        values = json.loads(path.read_text())
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"stack outputs file {path} is not UTF-8 text ({error.reason} at byte "
+            f"{error.start}); write it with `pulumi stack output --json > FILE`"
+        ) from None
     except json.JSONDecodeError as error:
         raise UsageError(f"stack outputs file {path} is not JSON: {error}") from None
     if not isinstance(values, dict):
@@ -56,7 +72,11 @@ def from_file(path: Path) -> StackOutputs:
 
 
 def from_stack(branch: str) -> StackOutputs:
-    return from_stack_name(naming.slugify(branch))
+    try:
+        stack = naming.slugify(branch)
+    except naming.NamingError as error:
+        raise UsageError(f"--branch {branch!r}: {error}") from None
+    return from_stack_name(stack)
 
 
 def from_stack_name(stack: str) -> StackOutputs:

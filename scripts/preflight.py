@@ -43,6 +43,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="the approval environment to check: canary-promotion or api-release",
     )
     parser.add_argument("--repo", help="OWNER/NAME (default: $GITHUB_REPOSITORY)")
+    parser.add_argument(
+        "--branch",
+        help="refuse too if this branch was deleted (its stack is destroyed or being destroyed)",
+    )
     return parser.parse_args(argv)
 
 
@@ -91,6 +95,26 @@ def check(client: github.Client, repo: str, environment: str) -> list[str]:
     return reviewers
 
 
+def check_branch(client: github.Client, repo: str, branch: str) -> None:
+    """Refuse for a deleted branch: an approval given after the deletion moves nothing.
+
+    The delete workflow waits for a promotion that is running; one approved later, while
+    or after the stack is destroyed, stops here.
+    """
+    owner, name = github.parse_repo(repo)
+    found = client.get(
+        f"/repos/{owner}/{name}/branches/{quote(branch, safe='')}",
+        doing=f"checking that branch {branch} still exists",
+        needs=github.METADATA_READ,
+        missing_ok=True,
+    )
+    if found is None:
+        raise Refused(
+            f"refusing to move traffic: branch {branch} was deleted, so its stack is destroyed "
+            "(or being destroyed); there is nothing to promote or release"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     repo = args.repo or os.environ.get("GITHUB_REPOSITORY", "")
     if not repo:
@@ -104,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     client = github.Client.from_env()
     try:
         reviewers = check(client, repo, args.environment)
+        if args.branch:
+            check_branch(client, repo, args.branch)
     except (Refused, github.GitHubError) as error:
         # Fail closed: a question GitHub did not answer is not an approval.
         refusal = (

@@ -1,8 +1,15 @@
 """Promote the candidate model version: move alias `live` onto it while watching the alarms.
 
     python -m scripts.promote (--outputs FILE | --branch NAME) [--strategy auto|alias|codedeploy]
-        [--version N] [--steps 10,50,100] [--bake-seconds S] [--poll-seconds S]
-        [--waiter-delay S] [--waiter-max-attempts N]
+        [--version N [--expect-sha256 SHA]] [--steps 10,50,100] [--bake-seconds S]
+        [--poll-seconds S] [--waiter-delay S] [--waiter-max-attempts N] [--check]
+
+--check changes nothing and prints candidate-version=, candidate-sha256= and
+promote=true|false (false when alias live already serves the candidate: nothing to
+approve). --expect-sha256 refuses a --version whose code is not what the deploy recorded.
+Before shifting, the alarms that watch one version (the candidate alarm) are pointed at
+the candidate; every alias update names the revision it read, so a concurrent move fails
+instead of being overwritten.
 
 Strategies:
 - codedeploy: a CodeDeploy deployment with a Lambda AppSpec shifts the alias by the
@@ -55,9 +62,15 @@ INTERRUPTED = "interrupted"
 EXIT_CODES = {PROMOTED: 0, ALREADY: 0, ROLLED_BACK: 1, INTERRUPTED: 130}
 
 IN_FLIGHT = ("Created", "Queued", "InProgress", "Ready")
+# CodeDeploy's own start-up and its last alarm check, beyond the config's shifting time.
+WAIT_MARGIN_MINUTES = 5
 STEPS_VALID = "percentages rising strictly from 1 to exactly 100, e.g. 10,50,100"
 
 Emit = Callable[..., object]
+
+
+class ConcurrentChange(aws.ScriptError):
+    """The alias moved since this run read it: another promotion or a rollback owns it now."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -68,6 +81,9 @@ class Terminated(KeyboardInterrupt):
 class AliasState:
     primary: str
     weights: Mapping[str, float]
+    # Lambda's alias revision: every traffic move names the one it read, so a move made
+    # by someone else in between fails instead of being silently overwritten.
+    revision: str = field(default="", compare=False)
 
     def weight_of(self, version: str) -> int:
         return round(self.weights.get(version, 0.0) * 100)
@@ -99,6 +115,8 @@ class PromotionResult:
     steps: list[Step] = field(default_factory=list)
     deployment_id: str | None = None
     overview: Mapping[str, int] = field(default_factory=dict)
+    # Events that could not be recorded after traffic moved, each with its repair command.
+    unrecorded: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -106,6 +124,23 @@ class PromotionResult:
 
 
 # --- shared with rollback -------------------------------------------------------------
+
+
+def record(emit: Emit, kind: str, unrecorded: list[str], **fields: Any) -> bool:
+    """Emit an event about traffic that already moved; a failure is noted, never raised.
+
+    The move stands whether or not its record does, so the verb must report the move as
+    it happened and say how to add the missing record, not fail as if nothing changed.
+    """
+    try:
+        emit(kind, **fields)
+    except aws.ScriptError as error:
+        unrecorded.append(
+            f"the `{kind}` event was not recorded ({error}); record it with "
+            f"`{events.repair_command(kind, fields)}`"
+        )
+        return False
+    return True
 
 
 def published_versions(lambda_client: Any, function: str) -> list[str]:
@@ -141,7 +176,9 @@ def read_alias(lambda_client: Any, function: str, alias: str) -> AliasState:
     )
     weights = (response.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
     return AliasState(
-        str(response["FunctionVersion"]), {str(v): float(w) for v, w in weights.items() if w > 0}
+        str(response["FunctionVersion"]),
+        {str(v): float(w) for v, w in weights.items() if w > 0},
+        str(response.get("RevisionId") or ""),
     )
 
 
@@ -151,18 +188,36 @@ def set_alias(
     alias: str,
     version: str,
     weights: Mapping[str, float] | None = None,
-) -> None:
-    """Point the alias at `version`; without weights that is 100% of traffic."""
+    *,
+    revision: str,
+) -> str:
+    """Point the alias at `version` (without weights: 100%) if it is still at `revision`.
+
+    Returns the alias's new revision, for the next move. ConcurrentChange when the alias
+    moved since `revision` was read: nothing is overwritten.
+    """
     # The primary version is always sent too, so each call states the whole routing and
     # repeating it (a re-run) lands in the same place.
-    aws.call(
-        f"pointing alias {alias} of {function} at version {version}",
-        lambda_client.update_alias,
-        FunctionName=function,
-        Name=alias,
-        FunctionVersion=version,
-        RoutingConfig={"AdditionalVersionWeights": dict(weights or {})},
-    )
+    lock = {"RevisionId": revision} if revision else {}
+    try:
+        response = lambda_client.update_alias(
+            FunctionName=function,
+            Name=alias,
+            FunctionVersion=version,
+            RoutingConfig={"AdditionalVersionWeights": dict(weights or {})},
+            **lock,
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "PreconditionFailedException":
+            raise ConcurrentChange(
+                f"alias {alias} of {function} changed since this run read it (another "
+                "promotion or a rollback moved it); this run left it as it is. See `nox -s "
+                "events -- history`, then re-run if this promotion is still wanted"
+            ) from None
+        raise aws.translate(
+            error, f"pointing alias {alias} of {function} at version {version}"
+        ) from error
+    return str(response.get("RevisionId") or "")
 
 
 def in_flight_deployments(codedeploy_client: Any, application: str, group: str) -> list[str]:
@@ -205,6 +260,56 @@ def parse_steps(text: str) -> tuple[int, ...]:
 def alarm_states(cloudwatch_client: Any, alarms: Sequence[str]) -> dict[str, str]:
     found = aws.pages(cloudwatch_client, "describe_alarms", "MetricAlarms", AlarmNames=list(alarms))
     return {a["AlarmName"]: a["StateValue"] for a in found}
+
+
+_ALARM_SETTINGS = (
+    "AlarmName",
+    "AlarmDescription",
+    "ActionsEnabled",
+    "OKActions",
+    "AlarmActions",
+    "InsufficientDataActions",
+    "MetricName",
+    "Namespace",
+    "Statistic",
+    "ExtendedStatistic",
+    "Period",
+    "Unit",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+)
+
+
+def watch_candidate(cloudwatch_client: Any, alarms: Sequence[str], candidate: str) -> list[str]:
+    """Point each alarm that watches one version (ExecutedVersion) at the candidate.
+
+    The deploy sets that dimension once (canary.py ignores later changes), so a newer
+    deploy during this canary does not move the watch away from the version taking traffic.
+    Returns the alarms re-pointed.
+    """
+    moved = []
+    for alarm in aws.pages(
+        cloudwatch_client, "describe_alarms", "MetricAlarms", AlarmNames=list(alarms)
+    ):
+        dimensions = alarm.get("Dimensions") or []
+        versions = [d["Value"] for d in dimensions if d["Name"] == "ExecutedVersion"]
+        if not versions or versions == [candidate]:
+            continue
+        settings = {k: alarm[k] for k in _ALARM_SETTINGS if alarm.get(k) not in (None, "")}
+        aws.call(
+            f"pointing alarm {alarm['AlarmName']} at version {candidate}",
+            cloudwatch_client.put_metric_alarm,
+            **settings,
+            Dimensions=[
+                {**d, "Value": candidate} if d["Name"] == "ExecutedVersion" else d
+                for d in dimensions
+            ],
+        )
+        moved.append(alarm["AlarmName"])
+    return moved
 
 
 def _firing(states: Mapping[str, str]) -> list[str]:
@@ -283,6 +388,8 @@ class _AliasShift:
     progress: Progress
     emit: Emit
 
+    revision: str = ""
+
     def __post_init__(self) -> None:
         self.started = self.clock()
 
@@ -292,10 +399,19 @@ class _AliasShift:
     def set_weight(self, weight: int) -> None:
         r = self.result
         if weight == 100:
-            set_alias(self.lambda_client, r.function, r.alias, r.candidate)
+            self.revision = set_alias(
+                self.lambda_client, r.function, r.alias, r.candidate, revision=self.revision
+            )
         else:
             weights = {r.candidate: weight / 100}
-            set_alias(self.lambda_client, r.function, r.alias, r.previous_version, weights)
+            self.revision = set_alias(
+                self.lambda_client,
+                r.function,
+                r.alias,
+                r.previous_version,
+                weights,
+                revision=self.revision,
+            )
         self.progress.step(f"version {r.candidate} serves {weight}% of alias {r.alias}")
 
     def bake(self, weight: int, label: str = "") -> list[str]:
@@ -318,8 +434,10 @@ class _AliasShift:
 
     def record_rollback(self, reason: str) -> None:
         r = self.result
-        self.emit(
+        record(
+            self.emit,
             "rolled-back",
+            r.unrecorded,
             version=r.candidate,
             from_version=r.candidate,
             to_version=r.previous_version,
@@ -327,9 +445,16 @@ class _AliasShift:
             strategy="alias",
         )
 
+    def put_back(self) -> None:
+        r = self.result
+        self.revision = set_alias(
+            self.lambda_client, r.function, r.alias, r.previous_version, revision=self.revision
+        )
+
     def roll_back(self, reason: str, outcome: str) -> PromotionResult:
         r = self.result
-        set_alias(self.lambda_client, r.function, r.alias, r.previous_version)
+        # Traffic first, record second: a failing bus must never leave the split in place.
+        self.put_back()
         self.record_rollback(reason)
         r.outcome = outcome
         r.message = (
@@ -341,18 +466,18 @@ class _AliasShift:
     def abandon(self, error: aws.ScriptError, weight: int) -> NoReturn:
         """An AWS call failed mid-shift: put the alias back rather than leave it half-way."""
         r = self.result
+        if isinstance(error, ConcurrentChange):
+            # Someone else moved the alias: putting it back would undo their move.
+            raise aws.ScriptError(f"at {weight}%: {error}") from error
         try:
-            set_alias(self.lambda_client, r.function, r.alias, r.previous_version)
+            self.put_back()
         except aws.ScriptError as second:
             raise aws.ScriptError(
                 f"{error}; rolling back failed too ({second}): alias {r.alias} may still "
                 "split traffic; run `nox -s rollback` (or re-run promote)"
             ) from error
-        unrecorded = ""
-        try:
-            self.record_rollback(f"error at {weight}%: {error}")
-        except aws.ScriptError as emit_error:
-            unrecorded = f" (the rolled-back event was not recorded: {emit_error})"
+        self.record_rollback(f"error at {weight}%: {error}")
+        unrecorded = "".join(f" ({note})" for note in r.unrecorded)
         raise aws.ScriptError(
             f"{error}; alias {r.alias} was put back on version {r.previous_version} at "
             f"100%{unrecorded}"
@@ -405,8 +530,10 @@ class _AliasShift:
             except aws.ScriptError as error:
                 self.record(f"{weight}%", "(AWS error: rolled back)")
                 self.abandon(error, weight)
-        self.emit(
+        record(
+            self.emit,
             "promoted",
+            r.unrecorded,
             version=r.candidate,
             previous_version=r.previous_version,
             strategy="alias",
@@ -476,8 +603,8 @@ def promote_alias(
             f"alias {alias} routes to other versions ({state.describe()}); "
             f"restoring version {state.primary} at 100% first"
         )
-        set_alias(lambda_client, function, alias, state.primary)
-        state = AliasState(state.primary, {})
+        revision = set_alias(lambda_client, function, alias, state.primary, revision=state.revision)
+        state = AliasState(state.primary, {}, revision)
     if state.primary == candidate:
         result.message = (
             f"already promoted: alias {alias} of {function} serves version {candidate} at "
@@ -487,6 +614,10 @@ def promote_alias(
 
     resumed = state.weight_of(candidate)
     firing = _firing(states)
+    if not firing and watch_candidate(cloudwatch_client, alarms, candidate):
+        # A re-pointed alarm starts over on the candidate's own metric.
+        states = alarm_states(cloudwatch_client, alarms)
+        firing = _firing(states)
     if firing and not resumed:
         raise aws.ScriptError(
             f"alarm {', '.join(firing)} is in ALARM before the canary starts; "
@@ -508,6 +639,7 @@ def promote_alias(
         clock,
         progress,
         emit or (lambda kind, **fields: None),
+        state.revision,
     )
     return shift.run(plan, resumed, states, steps)
 
@@ -515,9 +647,14 @@ def promote_alias(
 # --- codedeploy strategy ------------------------------------------------------------------
 
 
-def appspec(function: str, alias: str, current: str, target: str) -> str:
+def appspec(function: str, alias: str, current: str, target: str, hooks: str = "") -> str:
+    """The Lambda AppSpec; with a hook function, CodeDeploy smoke-checks before and after."""
+    spec: dict[str, Any] = {}
+    if hooks:
+        spec["Hooks"] = [{"BeforeAllowTraffic": hooks}, {"AfterAllowTraffic": hooks}]
     return json.dumps(
         {
+            **spec,
             "version": 0.0,
             "Resources": [
                 {
@@ -594,6 +731,7 @@ def _create(
     group: str,
     result: PromotionResult,
     progress: Progress,
+    hooks: str = "",
 ) -> tuple[str, str] | None:
     """Start a deployment from the alias's version to the candidate; None if already there."""
     function, alias, candidate = result.function, result.alias, result.candidate
@@ -605,10 +743,10 @@ def _create(
             f"alias {alias} is at {state.describe()}; restoring version {state.primary} "
             "at 100% before CodeDeploy shifts it"
         )
-        set_alias(lambda_client, function, alias, state.primary)
+        set_alias(lambda_client, function, alias, state.primary, revision=state.revision)
     if state.primary == candidate:
         return None
-    content = appspec(function, alias, state.primary, candidate)
+    content = appspec(function, alias, state.primary, candidate, hooks)
     deployment_id = aws.call(
         f"creating a deployment in group {group}",
         codedeploy_client.create_deployment,
@@ -678,6 +816,9 @@ def promote_codedeploy(
     waiter_max_attempts: int,
     progress: Progress | None = None,
     emit: Emit | None = None,
+    cloudwatch_client: Any | None = None,
+    alarms: Sequence[str] = (),
+    hooks: str = "",
 ) -> PromotionResult:
     """Have CodeDeploy shift the alias (or attach to its deployment in flight) and report."""
     if waiter_delay < 0 or waiter_max_attempts < 1:
@@ -698,6 +839,9 @@ def promote_codedeploy(
         previous = _attach(codedeploy_client, lambda_client, deployment_id, result)
         progress.step(f"attached to deployment {deployment_id} already in flight")
     else:
+        if cloudwatch_client is not None and alarms:
+            # CodeDeploy stops on the group's alarms: they must watch this candidate.
+            watch_candidate(cloudwatch_client, alarms, candidate)
         created = _create(
             codedeploy_client,
             lambda_client,
@@ -705,6 +849,7 @@ def promote_codedeploy(
             group=group,
             result=result,
             progress=progress,
+            hooks=hooks,
         )
         if created is None:
             result.previous_version = candidate
@@ -714,8 +859,10 @@ def promote_codedeploy(
             )
             return result
         deployment_id, previous = created
-        emit(
+        record(
+            emit,
             "canary-started",
+            result.unrecorded,
             version=candidate,
             previous_version=previous,
             strategy="codedeploy",
@@ -742,8 +889,10 @@ def promote_codedeploy(
     ] or [Step("see config", config_name, "watched by CodeDeploy")]
     progress.step(f"deployment {deployment_id} {info.get('status')}")
     if info.get("status") == "Succeeded":
-        emit(
+        record(
+            emit,
             "promoted",
+            result.unrecorded,
             version=candidate,
             previous_version=previous,
             strategy="codedeploy",
@@ -758,10 +907,13 @@ def promote_codedeploy(
 
     reason = _failure_reason(info)
     # CodeDeploy shifts traffic back on failure; make sure, so the alias is never half-way.
-    if read_alias(lambda_client, function, alias) != AliasState(previous, {}):
-        set_alias(lambda_client, function, alias, previous)
-    emit(
+    current = read_alias(lambda_client, function, alias)
+    if current != AliasState(previous, {}):
+        set_alias(lambda_client, function, alias, previous, revision=current.revision)
+    record(
+        emit,
         "rolled-back",
+        result.unrecorded,
         version=candidate,
         from_version=candidate,
         to_version=previous,
@@ -774,7 +926,66 @@ def promote_codedeploy(
     return result
 
 
+# --- what the run deployed ----------------------------------------------------------------
+
+
+def code_sha256(lambda_client: Any, function: str, version: str) -> str:
+    require_version(lambda_client, function, version, "--version")
+    response = aws.call(
+        f"reading version {version} of {function}",
+        lambda_client.get_function,
+        FunctionName=function,
+        Qualifier=str(version),
+    )
+    return str(response["Configuration"]["CodeSha256"])
+
+
+def require_deployed_code(lambda_client: Any, function: str, version: str, expected: str) -> None:
+    """Refuse a version whose code is not what the deploy that asked for it published.
+
+    Version numbers restart when a stack is destroyed and deployed again, so an approval
+    given days ago may name a number that now holds other code.
+    """
+    actual = code_sha256(lambda_client, function, version)
+    if actual != expected:
+        raise aws.UsageError(
+            f"--version {version}: its code (CodeSha256 {actual}) is not what this run "
+            f"deployed ({expected}); the stack was redeployed since. Nothing changed: "
+            "promote from the run that deployed the version you mean"
+        )
+
+
+def promotion_check(
+    lambda_client: Any, function: str, alias: str, candidate: str
+) -> tuple[dict[str, str], str]:
+    """What the pipeline's promote job should be asked: its outputs, and the summary line."""
+    sha = code_sha256(lambda_client, function, candidate)
+    state = read_alias(lambda_client, function, alias)
+    needed = state.primary != candidate or bool(state.weights)
+    values = {
+        "candidate-version": candidate,
+        "candidate-sha256": sha,
+        "promote": "true" if needed else "false",
+    }
+    if needed:
+        line = (
+            f"Promotion of version {candidate} awaits approval in `canary-promotion` "
+            f"(alias {alias} serves {state.describe()})."
+        )
+    else:
+        line = (
+            f"Promotion skipped: alias {alias} already serves version {candidate} at 100% "
+            "(this deploy published no new model version)."
+        )
+    return values, line
+
+
 # --- command line ----------------------------------------------------------------------------
+
+
+def waiter_attempts(delay: int) -> int:
+    """Checks enough to see the longest accepted config through, with a margin for CodeDeploy."""
+    return math.ceil((config.MAX_CANARY_MINUTES + WAIT_MARGIN_MINUTES) * 60 / max(delay, 1))
 
 
 def choose_strategy(requested: str, stack: outputs.StackOutputs) -> str:
@@ -799,6 +1010,9 @@ def markdown(result: PromotionResult) -> str:
     if result.deployment_id:
         overview = ", ".join(f"{k} {v}" for k, v in result.overview.items()) or "none"
         lines += ["", f"Deployment `{result.deployment_id}`; targets: {overview}"]
+    if result.unrecorded:
+        lines += ["", "**Not recorded in the event history** (the traffic move above stands):"]
+        lines += [f"- {note}" for note in result.unrecorded]
     return "\n".join(lines) + "\n"
 
 
@@ -827,7 +1041,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--bake-seconds", type=float, help="alias strategy: bake per step")
     parser.add_argument("--poll-seconds", type=float, default=15.0, help="alarm poll interval")
     parser.add_argument("--waiter-delay", type=int, default=15, help="codedeploy: seconds")
-    parser.add_argument("--waiter-max-attempts", type=int, default=160, help="codedeploy")
+    parser.add_argument(
+        "--waiter-max-attempts",
+        type=int,
+        help="codedeploy (default: enough for the longest config the stack may use)",
+    )
+    parser.add_argument(
+        "--expect-sha256",
+        help="refuse unless --version's code has this CodeSha256 (what the deploy published)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; print candidate-version=, candidate-sha256= and promote=true|false",
+    )
     return parser.parse_args(argv)
 
 
@@ -839,17 +1066,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         function = stack.require("model_function")
         alias = stack.require("model_alias")
         candidate = str(args.version or stack.require("model_candidate_version"))
+        if args.check:
+            values, line = promotion_check(
+                aws.client("lambda", stack.region), function, alias, candidate
+            )
+            print("\n".join(f"{k}={v}" for k, v in values.items()))
+            summary.write_github_output(values)
+            summary.write_step_summary(line)
+            print(f"promote: {line}", file=sys.stderr)
+            return 0
+        if args.expect_sha256:
+            require_deployed_code(
+                aws.client("lambda", stack.region), function, candidate, args.expect_sha256
+            )
         strategy = choose_strategy(args.strategy, stack)
-        emit = events.emitter(aws.client("events"), stack, function)
+        emit = events.emitter(aws.client("events", stack.region), stack, function)
 
+        # Either strategy watches these (CodeDeploy through its group): none is no canary.
+        alarms = stack.require("alarms")
+        if not isinstance(alarms, list) or not all(isinstance(a, str) for a in alarms):
+            raise aws.UsageError(f"stack outputs' 'alarms' must be a list of names: {alarms!r}")
+        if not alarms:
+            raise aws.UsageError("no alarms to watch: the stack outputs' 'alarms' list is empty")
         if strategy == "alias":
-            alarms = stack.require("alarms")
-            if not isinstance(alarms, list) or not all(isinstance(a, str) for a in alarms):
-                raise aws.UsageError(f"stack outputs' 'alarms' must be a list of names: {alarms!r}")
             steps, bake = _promotion_settings(args, stack)
             result = promote_alias(
-                aws.client("lambda"),
-                aws.client("cloudwatch"),
+                aws.client("lambda", stack.region),
+                aws.client("cloudwatch", stack.region),
                 function=function,
                 alias=alias,
                 candidate=candidate,
@@ -863,21 +1106,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         else:
             result = promote_codedeploy(
-                aws.client("codedeploy"),
-                aws.client("lambda"),
+                aws.client("codedeploy", stack.region),
+                aws.client("lambda", stack.region),
                 application=stack.require("codedeploy_application"),
                 group=stack.require("codedeploy_group"),
                 function=function,
                 alias=alias,
                 candidate=candidate,
                 waiter_delay=args.waiter_delay,
-                waiter_max_attempts=args.waiter_max_attempts,
+                waiter_max_attempts=args.waiter_max_attempts or waiter_attempts(args.waiter_delay),
                 emit=emit,
+                cloudwatch_client=aws.client("cloudwatch", stack.region),
+                alarms=alarms,
+                # Stacks deployed before the hooks existed have no such output: no hooks.
+                hooks=str(stack.values.get("deploy_hooks_function") or ""),
             )
         report = markdown(result)
         print(report)
         summary.write_step_summary(report)
         print(f"promote: {result.message}", file=sys.stderr)
+        for note in result.unrecorded:
+            print(f"::warning::promote: {note}", file=sys.stderr)
         return result.exit_code
 
     return aws.run("promote", body)

@@ -1,7 +1,16 @@
 """Release an API major version: point its stage at a new deployment, record its documentation.
 
-    python -m scripts.release --version v2 (--outputs FILE | --branch NAME) [--alias NAME]
-        [--doc-version TEXT] [--description TEXT]
+    python -m scripts.release [--version v2] (--outputs FILE | --branch NAME) [--alias NAME]
+        [--doc-version TEXT] [--description TEXT] [--check]
+
+--version defaults to the newest version the stack outputs name (v10 after v9). Each
+release's deployment description carries a fingerprint of the API's definition (resources,
+methods, integrations); `--check` changes nothing and prints `api-version=` and
+`release=true|false`: false when the stage's deployment already carries the fingerprint of
+the definition as it is now, i.e. the API did not change since that version was released.
+
+--alias may only name the stack's model alias (`live`): the API's Lambda permission lets
+it invoke that qualifier alone, so a stage pointed at any other alias would answer 500.
 
 Only the released version's stage moves; every other version's stage keeps the deployment
 it serves. In order, so that nothing is ever left pointing at something missing:
@@ -25,6 +34,8 @@ deployment stays available to point back to) and each release is recorded.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import re
 import sys
@@ -73,11 +84,17 @@ class ReleaseResult:
 # --- checks, all before anything changes ----------------------------------------------
 
 
-def check_alias_name(alias: str) -> None:
+def check_alias_name(alias: str, invokable: str | None = None, function: str = "") -> None:
     if not _ALIAS_NAME_RE.fullmatch(alias):
         raise aws.UsageError(
             f"--alias {alias!r} is not a Lambda alias name: 1-128 letters, digits, '-' or '_', "
             "not only digits (e.g. live)"
+        )
+    if invokable is not None and alias != invokable:
+        raise aws.UsageError(
+            f"--alias {alias}: the API may invoke only alias {invokable!r} of {function} "
+            f"(its Lambda permission names that qualifier alone), so a stage serving {alias!r} "
+            f"would answer HTTP 500; pass --alias {invokable} or leave it out"
         )
 
 
@@ -159,6 +176,72 @@ def alias_state(lambda_client: Any, function: str, alias: str) -> tuple[str, dic
     return str(response["FunctionVersion"]), dict(weights)
 
 
+def newest_version(stages: Mapping[str, str]) -> str:
+    versions = [v for v in stages if re.fullmatch(r"v\d+", v)]
+    if not versions:
+        raise aws.UsageError(f"the stack outputs' api_stages name no version vN: {dict(stages)!r}")
+    return max(versions, key=_major)
+
+
+def definition_fingerprint(apigw_client: Any, api_id: str) -> str:
+    """A digest of what a new deployment would snapshot: every path, method and integration."""
+    resources = aws.pages(apigw_client, "get_resources", "items", restApiId=api_id)
+    shape = []
+    for resource in sorted(resources, key=lambda r: r.get("path", "")):
+        for method in sorted(resource.get("resourceMethods") or {}):
+            detail = aws.call(
+                f"reading {method} {resource.get('path')} of API {api_id}",
+                apigw_client.get_method,
+                restApiId=api_id,
+                resourceId=resource["id"],
+                httpMethod=method,
+            )
+            integration = detail.get("methodIntegration") or {}
+            shape.append(
+                {
+                    "path": resource.get("path"),
+                    "method": method,
+                    "authorization": detail.get("authorizationType"),
+                    "api_key": detail.get("apiKeyRequired", False),
+                    "integration": {k: integration.get(k) for k in ("type", "httpMethod", "uri")},
+                }
+            )
+    digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+    return digest[:16]
+
+
+def _fingerprint_tag(fingerprint: str) -> str:
+    return f"[definition {fingerprint}]"
+
+
+def release_check(
+    apigw_client: Any, api_id: str, version: str, stages: Mapping[str, str]
+) -> tuple[dict[str, str], str]:
+    """Whether releasing `version` would change what its stage serves; outputs and summary."""
+    stage, current = require_release_target(apigw_client, api_id, version, stages)
+    fingerprint = definition_fingerprint(apigw_client, api_id)
+    served = ""
+    if current.get("deploymentId"):
+        served = aws.call(
+            f"reading deployment {current['deploymentId']} of API {api_id}",
+            apigw_client.get_deployment,
+            restApiId=api_id,
+            deploymentId=current["deploymentId"],
+        ).get("description", "")
+    needed = _fingerprint_tag(fingerprint) not in served
+    values = {"api-version": version, "release": "true" if needed else "false"}
+    if needed:
+        line = (
+            f"Release of API {version} awaits approval in `api-release` (its definition changed)."
+        )
+    else:
+        line = (
+            f"Release skipped: stage {stage} already serves API {version}'s definition as it "
+            f"is now (fingerprint {fingerprint})."
+        )
+    return values, line
+
+
 # --- the release ----------------------------------------------------------------------
 
 
@@ -193,11 +276,12 @@ def release(
     doc_version: str | None = None,
     description: str | None = None,
     git_sha: str | None = None,
+    invokable_alias: str | None = None,
     progress: Progress | None = None,
     emit: Emit | None = None,
 ) -> ReleaseResult:
     """Point `version`'s stage at a new deployment serving `alias`; other stages stay."""
-    check_alias_name(alias)
+    check_alias_name(alias, invokable_alias, function)
     if doc_version is not None:
         check_doc_version(doc_version)
     if git_sha:
@@ -218,13 +302,15 @@ def release(
         description = f"release {version} with alias {alias} (model version {model_version})"
         if git_sha:
             description += f" at {_short(git_sha)}"
+    # What this deployment snapshots, so a later deploy can tell whether the API changed.
+    fingerprint = _fingerprint_tag(definition_fingerprint(apigw_client, api_id))
     # No stageName: until step 3 no stage serves this deployment, so stopping
     # anywhere before that changes nothing anyone calls.
     deployment_id = aws.call(
         f"creating a deployment of API {api_id}",
         apigw_client.create_deployment,
         restApiId=api_id,
-        description=description,
+        description=f"{description} {fingerprint}",
     )["id"]
     progress.step(f"created deployment {deployment_id} (on no stage yet)")
 
@@ -325,11 +411,14 @@ def markdown(result: ReleaseResult, url: str) -> str:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="release", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", required=True, help="API major version to release, e.g. v2")
+    parser.add_argument("--version", help="API major version to release (default: the newest)")
     outputs.add_arguments(parser)
     parser.add_argument("--alias", help="Lambda alias the stage serves (default: the stack's)")
     parser.add_argument("--doc-version", help="documentation version (default: see above)")
     parser.add_argument("--description", help="deployment description (default: generated)")
+    parser.add_argument(
+        "--check", action="store_true", help="change nothing; print api-version= and release="
+    )
     return parser.parse_args(argv)
 
 
@@ -347,25 +436,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"stack outputs from {stack.source}: 'api_stages' must map versions to stage "
                 f'names, e.g. {{"v1": "v1"}}; got {stages!r}'
             )
+        version = args.version or newest_version(stages)
+        if args.check:
+            values, line = release_check(
+                aws.client("apigateway", stack.region), api_id, version, stages
+            )
+            print("\n".join(f"{k}={v}" for k, v in values.items()))
+            summary.write_github_output(values)
+            summary.write_step_summary(line)
+            print(f"release: {line}", file=sys.stderr)
+            return 0
         function = stack.require("model_function")
-        alias = args.alias or stack.require("model_alias")
-        emit = events.emitter(aws.client("events"), stack, function)
+        invokable = stack.require("model_alias")
+        alias = args.alias or invokable
+        emit = events.emitter(aws.client("events", stack.region), stack, function)
 
         result = release(
-            aws.client("apigateway"),
-            aws.client("lambda"),
+            aws.client("apigateway", stack.region),
+            aws.client("lambda", stack.region),
             api_id=api_id,
-            version=args.version,
+            version=version,
             stages=stages,
             function=function,
             alias=alias,
             doc_version=args.doc_version,
             description=args.description,
             git_sha=os.environ.get("GITHUB_SHA") or None,
+            invokable_alias=invokable,
             emit=emit,
         )
         urls = stack.values.get("api_urls")
-        report = markdown(result, urls.get(args.version, "") if isinstance(urls, dict) else "")
+        report = markdown(result, urls.get(version, "") if isinstance(urls, dict) else "")
         print(report)
         summary.write_step_summary(report)
         print(f"release: {result.message}", file=sys.stderr)

@@ -26,13 +26,17 @@ from typing import Any
 from scripts import aws, events, outputs, summary
 from scripts.progress import Progress
 from scripts.promote import (
+    ConcurrentChange,
     Emit,
     in_flight_deployments,
     published_versions,
     read_alias,
+    record,
     require_version,
     set_alias,
 )
+
+OVERRIDE_ATTEMPTS = 3
 
 
 @dataclass
@@ -44,6 +48,7 @@ class RollbackResult:
     changed: bool
     message: str
     stopped: list[str] = field(default_factory=list)
+    unrecorded: list[str] = field(default_factory=list)
 
 
 def rollback(
@@ -96,11 +101,26 @@ def rollback(
         )
     leaving = [state.primary] if state.primary != to_version else sorted(state.weights)
     from_version = leaving[0] if leaving else to_version
-    set_alias(lambda_client, function, alias, to_version)
+    # CodeDeploy's stop moves the alias itself: lock on what it left, not on what was read.
+    current = read_alias(lambda_client, function, alias) if stopped else state
+    for attempt in range(1, OVERRIDE_ATTEMPTS + 1):
+        try:
+            set_alias(lambda_client, function, alias, to_version, revision=current.revision)
+            break
+        except ConcurrentChange:
+            # A rollback is the way out of a bad promotion, so it wins against one moving
+            # the alias at the same time; it still never writes over a state it did not read.
+            if attempt == OVERRIDE_ATTEMPTS:
+                raise
+            current = read_alias(lambda_client, function, alias)
+            progress.note(f"alias {alias} moved meanwhile (now {current.describe()}); again")
     progress.step(f"alias {alias} serves version {to_version} at 100%")
+    unrecorded: list[str] = []
     if emit:
-        emit(
+        record(
+            emit,
             "rolled-back",
+            unrecorded,
             version=from_version,
             from_version=from_version,
             to_version=to_version,
@@ -114,6 +134,7 @@ def rollback(
         from_version,
         changed=True,
         stopped=stopped,
+        unrecorded=unrecorded,
         message=(
             f"rolled back: alias {alias} of {function} serves version {to_version} at 100% "
             f"(was {state.describe()})"
@@ -157,15 +178,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack = outputs.load(args)
         function = stack.require("model_function")
         alias = stack.require("model_alias")
-        lambda_client = aws.client("lambda")
-        to_version, source = resolve_target(lambda_client, aws.client("s3"), stack, args.to)
+        lambda_client = aws.client("lambda", stack.region)
+        to_version, source = resolve_target(
+            lambda_client, aws.client("s3", stack.region), stack, args.to
+        )
         application = stack.values.get("codedeploy_application")
         group = stack.values.get("codedeploy_group")
-        emit = events.emitter(aws.client("events"), stack, function)
+        emit = events.emitter(aws.client("events", stack.region), stack, function)
 
         result = rollback(
             lambda_client,
-            aws.client("codedeploy") if application and group else None,
+            aws.client("codedeploy", stack.region) if application and group else None,
             function=function,
             alias=alias,
             to_version=to_version,
@@ -190,9 +213,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ),
             ]
         )
+        if result.unrecorded:
+            report += "\n\n**Not recorded in the event history** (the rollback stands):\n"
+            report += "\n".join(f"- {note}" for note in result.unrecorded)
         print(report)
         summary.write_step_summary(report)
         print(f"rollback: {result.message}", file=sys.stderr)
+        for note in result.unrecorded:
+            print(f"::warning::rollback: {note}", file=sys.stderr)
         return 0
 
     return aws.run("rollback", body)

@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         function = stack.require("model_function")
         version = str(args.version or stack.require("model_candidate_version"))
         report = smoke(
-            aws.client("lambda"),
+            aws.client("lambda", stack.region),
             function=function,
             version=version,
             samples=sample_instances(model_features()),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
@@ -25,4 +25,20 @@ def write_step_summary(markdown: str) -> Path | None:
     path = Path(target)
     with path.open("a", encoding="utf-8") as handle:
         handle.write(markdown if markdown.endswith("\n") else markdown + "\n")
+    return path
+
+
+def write_github_output(values: Mapping[str, str]) -> Path | None:
+    """Append `key=value` lines to `$GITHUB_OUTPUT` when set: a step's outputs.
+
+    Written by the script itself, not through a shell redirect, because nox merges a
+    session's stderr into its stdout.
+    """
+    target = os.environ.get("GITHUB_OUTPUT")
+    if not target:
+        return None
+    path = Path(target)
+    with path.open("a", encoding="utf-8") as handle:
+        for key, value in values.items():
+            handle.write(f"{key}={value}\n")
     return path

@@ -70,7 +70,13 @@ class DeployedStack:
             for message in messages:
                 event = json.loads(message["Body"])
                 results.append(
-                    processor.store_event(event, s3=s3, bucket=self.names.event_store_bucket)
+                    processor.process(
+                        event,
+                        s3=s3,
+                        bucket=self.names.event_store_bucket,
+                        sqs=sqs,
+                        queue_url=self.outputs["event_dlq_url"],
+                    )
                 )
                 sqs.delete_message(
                     QueueUrl=self.test_queue_url, ReceiptHandle=message["ReceiptHandle"]
@@ -151,6 +157,7 @@ def build_deployed_stack(branch: str) -> DeployedStack:
         Targets=[{"Id": "observed", "Arn": queue_arn}],
     )
     result.test_queue_url = queue_url
+    dlq_url = sqs.create_queue(QueueName=names.event_dlq)["QueueUrl"]
 
     role_arn = iam.create_role(
         RoleName=names.model_role,
@@ -262,6 +269,7 @@ def build_deployed_stack(branch: str) -> DeployedStack:
         "codedeploy_application": names.deploy_application,
         "codedeploy_group": names.deploy_group,
         "deploy_topic_arn": topic_arn,
+        "deploy_hooks_function": names.deploy_hooks_function,
         "alarms": [names.alias_errors_alarm, names.version_errors_alarm],
         "api_id": api_id,
         "api_stages": dict(names.api_stages),
@@ -272,5 +280,7 @@ def build_deployed_stack(branch: str) -> DeployedStack:
         "event_source": source,
         "event_store_bucket": names.event_store_bucket,
         "event_rule_arn": rule_arn,
+        "event_dlq_url": dlq_url,
+        "event_dlq_alarm": names.event_dlq_alarm,
     }
     return result

@@ -106,9 +106,10 @@ def test_per_million_model_requests_charges_the_request_path_only(
         "aws:lambda/function:Function",
         "aws:cloudwatch/logGroup:LogGroup",
     }
-    # The event processor runs per lifecycle event, not per model request.
+    # The event processor runs per lifecycle event and the deploy hooks per deployment,
+    # not per model request.
     functions = [line for line in estimate.lines if line.type == "aws:lambda/function:Function"]
-    assert sorted(bool(line.per_million_requests) for line in functions) == [False, True]
+    assert sorted(bool(line.per_million_requests) for line in functions) == [False, False, True]
 
 
 # --- arithmetic on hand-made resources -------------------------------------------------

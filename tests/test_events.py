@@ -131,3 +131,114 @@ def test_replay_refuses_an_empty_window(deployed) -> None:
     now = dt.datetime.now(dt.UTC)
     with pytest.raises(events.aws.UsageError, match="replay window is empty"):
         events.replay(deployed.client("events"), deployed.stack_outputs(), now, now)
+
+
+@pytest.mark.parametrize("field", ["event_id", "kind", "at", "actor", "run"])
+def test_the_emitter_s_own_fields_cannot_be_overridden(deployed, field: str) -> None:
+    stack = deployed.stack_outputs()
+    fields = {"model": deployed.names.model_function, "version": "1", field: "forged"}
+    with pytest.raises(events.EventError, match=f"may not set {field}"):
+        events.build_detail("deployed", fields)
+    if field != "kind":  # a Python keyword argument cannot even name it twice
+        emit = events.emitter(deployed.client("events"), stack, deployed.names.model_function)
+        with pytest.raises(events.EventError, match=f"may not set {field}"):
+            emit("deployed", **{k: v for k, v in fields.items() if k != "model"})
+    assert deployed.deliver_events() == []
+
+
+def test_cli_detail_cannot_forge_the_author_or_the_model(deployed, capsys) -> None:
+    source = ["--outputs", str(deployed.outputs_file)]
+    forged = json.dumps({"actor": "someone-else", "at": "1999-01-01T00:00:00+00:00"})
+    assert events.main(["emit", "deployed", "--version", "1", "--detail", forged, *source]) == 2
+    assert "may not set actor, at" in capsys.readouterr().err
+    other_model = json.dumps({"model": "another-model"})
+    assert (
+        events.main(["emit", "deployed", "--version", "1", "--detail", other_model, *source]) == 2
+    )
+    assert "--detail may not set model" in capsys.readouterr().err
+    assert deployed.deliver_events() == []
+
+
+def _park(deployed, event: dict, reason: str) -> None:
+    deployed.client("sqs").send_message(
+        QueueUrl=deployed.outputs["event_dlq_url"],
+        MessageBody=json.dumps(event),
+        MessageAttributes={"reason": {"DataType": "String", "StringValue": reason}},
+    )
+
+
+def test_a_bad_event_on_the_bus_is_parked_and_history_state_and_rollback_still_work(
+    deployed,
+) -> None:
+    _emit(deployed, "promoted", version="2", previous_version="1", strategy="alias")
+    # What an older emitter (or anyone with events:PutEvents) may put on the bus.
+    deployed.client("events").put_events(
+        Entries=[
+            {
+                "EventBusName": deployed.outputs["event_bus"],
+                "Source": deployed.outputs["event_source"],
+                "DetailType": "promoted",
+                "Detail": json.dumps({"model": deployed.names.model_function, "kind": "promoted"}),
+            }
+        ]
+    )
+    results = deployed.deliver_events()
+    assert [r.get("dead_lettered", False) for r in results] == [False, True]
+
+    history = events.history(deployed.client("s3"), deployed.stack_outputs())
+    assert [e["detail"]["kind"] for e in history] == ["promoted"]
+    assert events.fold(history)["previous_version"] == "1"
+    parked = events.dead_letters(
+        deployed.client("sqs"), deployed.client("events"), deployed.stack_outputs(), redrive=False
+    )
+    (entry,) = parked
+    assert "a 'promoted' event needs detail.version" in entry["reason"]
+    assert entry["action"] == "kept: still malformed"
+
+
+def test_dlq_lists_and_redrives_events_once_they_fit(deployed, capsys) -> None:
+    event_id = _emit(deployed, "deployed", version="3")
+    (message,) = deployed.client("sqs").receive_message(
+        QueueUrl=deployed.test_queue_url, MaxNumberOfMessages=10
+    )["Messages"]
+    deployed.client("sqs").delete_message(
+        QueueUrl=deployed.test_queue_url, ReceiptHandle=message["ReceiptHandle"]
+    )
+    # Delivery failed (say the store was briefly unreachable): the event was parked.
+    _park(deployed, json.loads(message["Body"]), "S3 said SlowDown (test)")
+    source = ["--outputs", str(deployed.outputs_file)]
+
+    assert events.main(["dlq", *source]) == 0
+    assert "| deployed | 3 | S3 said SlowDown (test) | listed |" in capsys.readouterr().out
+    assert events.main(["dlq", "--redrive", *source]) == 0
+    assert "| redriven |" in capsys.readouterr().out
+
+    (stored,) = deployed.history()
+    assert stored["event_id"] == event_id
+    assert events.main(["dlq", *source]) == 0
+    assert "0 event(s)" in capsys.readouterr().out
+
+
+class _FlakyBus:
+    def __init__(self, failures: int) -> None:
+        self.failures, self.calls = failures, 0
+
+    def put_events(self, Entries):  # noqa: N803 - boto3's argument name
+        self.calls += 1
+        if self.calls <= self.failures:
+            return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}]}
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": f"e-{self.calls}"}]}
+
+
+def test_the_emitter_retries_a_refused_put_then_gives_up_loudly(deployed) -> None:
+    naps: list[float] = []
+    stack = deployed.stack_outputs()
+    bus = _FlakyBus(failures=events.EMIT_ATTEMPTS - 1)
+    emit = events.emitter(bus, stack, "m", sleep=naps.append)
+    assert emit("deployed", version="1")
+    assert bus.calls == events.EMIT_ATTEMPTS and len(naps) == events.EMIT_ATTEMPTS - 1
+
+    down = _FlakyBus(failures=99)
+    with pytest.raises(events.aws.ScriptError, match="InternalFailure"):
+        events.emitter(down, stack, "m", sleep=naps.append)("deployed", version="1")
+    assert down.calls == events.EMIT_ATTEMPTS

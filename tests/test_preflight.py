@@ -191,3 +191,22 @@ def test_the_token_never_appears(mock, run) -> None:
     assert first[0] == 1
     assert second[0] == 0
     assert all(TOKEN not in text for text in (*first[1:], *second[1:]))
+
+
+def test_an_approval_for_a_deleted_branch_moves_nothing(mock, run) -> None:
+    mock.get(ENVIRONMENT, json=_environment(_reviewers("alice")))
+    mock.get(f"{API}/repos/{REPO}/branches/feature%2Fx", status=404, json={"message": "nope"})
+
+    code, _, err, summary = run("--environment", "canary-promotion", "--branch", "feature/x")
+
+    assert code == 1
+    assert "branch feature/x was deleted" in err and "refused" in summary
+
+
+def test_a_live_branch_passes(mock, run) -> None:
+    mock.get(ENVIRONMENT, json=_environment(_reviewers("alice")))
+    mock.get(f"{API}/repos/{REPO}/branches/feature%2Fx", json={"name": "feature/x"})
+
+    code, _, err, _ = run("--environment", "canary-promotion", "--branch", "feature/x")
+
+    assert code == 0, err

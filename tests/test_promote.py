@@ -16,6 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
 from scripts import aws, events, outputs, promote
+from tests.lambda_revisions import _alias_revisions  # noqa: F401 - the fixture alias_revisions
 
 
 class FakeTime:
@@ -432,7 +433,10 @@ def test_codedeploy_creates_one_deployment_and_a_rerun_attaches_to_it(deployed, 
     assert revision["revisionType"] == "AppSpecContent"
     content = revision["appSpecContent"]["content"]
     assert revision["appSpecContent"]["sha256"] == hashlib.sha256(content.encode()).hexdigest()
+    hooks = deployed.outputs["deploy_hooks_function"]
     assert json.loads(content) == {
+        # CodeDeploy runs the stack's smoke-check hooks before and after shifting traffic.
+        "Hooks": [{"BeforeAllowTraffic": hooks}, {"AfterAllowTraffic": hooks}],
         "version": 0.0,
         "Resources": [
             {
@@ -627,3 +631,226 @@ def test_codedeploy_already_promoted_is_a_no_op(deployed) -> None:
 )
 def test_traffic_steps_of_deployment_configs(name: str, steps: list) -> None:
     assert promote.traffic_steps(name) == steps
+
+
+# --- what a mutation run found untested, and the alias revision lock -------------------------
+
+
+def test_an_alarm_that_fires_and_clears_within_one_bake_still_rolls_back(deployed) -> None:
+    candidate = deployed.publish_candidate()
+    version_alarm = deployed.outputs["alarms"][1]
+    cloudwatch = deployed.client("cloudwatch")
+
+    def blip(fake: FakeTime) -> None:
+        # Firing at the first poll of the 10% bake, clear again by the next one.
+        if len(fake.sleeps) == 1:
+            _raise_alarm(deployed, version_alarm)
+        elif len(fake.sleeps) == 2:
+            cloudwatch.set_alarm_state(
+                AlarmName=version_alarm, StateValue="OK", StateReason="test: cleared"
+            )
+
+    result = _promote(deployed, candidate, FakeTime(on_sleep=blip))
+
+    assert result.outcome == promote.ROLLED_BACK
+    assert deployed.alias_state() == ("1", {})
+    assert result.steps[-1].alarms == f"ALARM: {version_alarm}"
+
+
+@pytest.mark.parametrize("strategy", ["alias", "codedeploy"])
+def test_an_empty_alarm_list_is_refused_before_anything_moves(
+    deployed, capsys, strategy: str
+) -> None:
+    deployed.publish_candidate()
+    values = json.loads(deployed.outputs_file.read_text())
+    values["alarms"] = []
+    deployed.outputs_file.write_text(json.dumps(values))
+    args = ["--outputs", str(deployed.outputs_file), "--strategy", strategy]
+
+    assert promote.main([*args, "--waiter-delay", "0", "--bake-seconds", "0"]) == 2
+    assert "'alarms' list is empty" in capsys.readouterr().err
+    assert deployed.alias_state() == ("1", {})
+    assert _deployments(deployed) == []
+
+
+def test_an_interrupt_with_a_failing_bus_still_puts_the_alias_back(deployed) -> None:
+    candidate = deployed.publish_candidate()
+    stack = deployed.stack_outputs()
+
+    def emit(kind: str, **fields) -> None:
+        if kind == "rolled-back":
+            raise aws.ScriptError("bus refused the event (test)")
+        events.emit(
+            deployed.client("events"), stack, kind, model=deployed.names.model_function, **fields
+        )
+
+    def interrupt(_: FakeTime) -> None:
+        raise KeyboardInterrupt
+
+    result = promote.promote_alias(
+        deployed.client("lambda"),
+        deployed.client("cloudwatch"),
+        function=deployed.names.model_function,
+        alias=deployed.names.model_alias,
+        candidate=candidate,
+        steps=(10, 100),
+        bake_seconds=60,
+        poll_seconds=20,
+        alarms=deployed.outputs["alarms"],
+        sleep=FakeTime(on_sleep=interrupt).sleep,
+        clock=FakeTime().monotonic,
+        emit=emit,
+    )
+
+    assert result.outcome == promote.INTERRUPTED
+    assert deployed.alias_state() == ("1", {})
+    (note,) = result.unrecorded
+    assert "`rolled-back` event was not recorded (bus refused the event (test))" in note
+    assert "nox -s events -- emit rolled-back --version 2" in note
+    assert "Not recorded in the event history" in promote.markdown(result)
+
+
+def test_a_promotion_whose_event_cannot_be_recorded_says_so_and_how_to_repair(
+    deployed, monkeypatch, capsys
+) -> None:
+    deployed.publish_candidate()
+    fake = FakeTime()
+    monkeypatch.setattr(
+        promote, "time", SimpleNamespace(sleep=fake.sleep, monotonic=fake.monotonic)
+    )
+    real_emit = events.emit
+    tries: Counter[str] = Counter()
+
+    def flaky(client, stack, kind, **fields):
+        tries[kind] += 1
+        if kind == "promoted":
+            raise aws.ScriptError("bus unavailable (test)")
+        return real_emit(client, stack, kind, **fields)
+
+    monkeypatch.setattr(events, "emit", flaky)
+    monkeypatch.setattr(events, "EMIT_BACKOFF_SECONDS", 0.0)
+
+    assert promote.main(_args(deployed, "--steps", "100")) == 0
+    captured = capsys.readouterr()
+    # The traffic moved, so the verb says so; the missing record is named with its repair.
+    assert deployed.alias_state() == ("2", {})
+    assert tries["promoted"] == events.EMIT_ATTEMPTS
+    assert "promoted: alias live" in captured.err
+    assert "::warning::promote: the `promoted` event was not recorded" in captured.err
+    assert 'emit promoted --version 2 --detail \'{"previous_version": "1"' in captured.out
+
+
+def test_a_move_by_someone_else_mid_shift_is_never_overwritten(deployed, alias_revisions) -> None:
+    candidate = deployed.publish_candidate()
+
+    def rollback_meanwhile(fake: FakeTime) -> None:
+        # A person rolls back by hand while this run bakes at 10%.
+        if len(fake.sleeps) == 1:
+            deployed.set_alias("1", {})
+
+    with pytest.raises(aws.ScriptError, match="changed since this run read it"):
+        _promote(deployed, candidate, FakeTime(on_sleep=rollback_meanwhile))
+
+    # Without the lock the run would have moved on to 50% over the rollback.
+    assert deployed.alias_state() == ("1", {})
+
+
+def test_two_promotions_at_once_cannot_undo_each_other(deployed, alias_revisions) -> None:
+    first = deployed.publish_candidate()
+    second = deployed.publish_candidate()
+
+    def the_other_promotion_finishes(fake: FakeTime) -> None:
+        if len(fake.sleeps) == 1:
+            _promote(deployed, second, FakeTime(), steps=(100,))
+
+    with pytest.raises(aws.ScriptError, match="changed since this run read it"):
+        _promote(deployed, first, FakeTime(on_sleep=the_other_promotion_finishes))
+
+    assert deployed.alias_state() == (second, {})
+
+
+def test_a_wrong_branch_name_exits_2_without_a_traceback(capsys) -> None:
+    assert promote.main(["--branch", "bad..name"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("promote: --branch 'bad..name'") and "Traceback" not in err
+
+
+def _check(deployed, capsys) -> dict[str, str]:
+    assert promote.main(["--outputs", str(deployed.outputs_file), "--check"]) == 0
+    out = capsys.readouterr().out
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def test_check_asks_for_a_promotion_only_when_a_new_version_was_published(deployed, capsys) -> None:
+    function = deployed.names.model_function
+    # Deployed without a new version (a docs-only push): alias live already serves it.
+    skipped = _check(deployed, capsys)
+    assert (skipped["candidate-version"], skipped["promote"]) == ("1", "false")
+
+    candidate = deployed.publish_candidate()
+    wanted = _check(deployed, capsys)
+    sha = deployed.client("lambda").get_function(FunctionName=function, Qualifier=candidate)
+    assert wanted == {
+        "candidate-version": candidate,
+        "candidate-sha256": sha["Configuration"]["CodeSha256"],
+        "promote": "true",
+    }
+    assert deployed.alias_state() == ("1", {})  # a check changes nothing
+
+
+def test_a_version_whose_code_is_not_what_the_run_deployed_is_refused(deployed, capsys) -> None:
+    candidate = deployed.publish_candidate()
+    args = [*_args(deployed, "--bake-seconds", "0"), "--version", candidate]
+
+    assert promote.main([*args, "--expect-sha256", "not-the-deployed-code"]) == 2
+
+    assert f"--version {candidate}: its code (CodeSha256 " in capsys.readouterr().err
+    assert deployed.alias_state() == ("1", {})
+    assert deployed.deliver_events() == []
+
+
+def _watched_version(deployed) -> str:
+    (alarm,) = deployed.client("cloudwatch").describe_alarms(
+        AlarmNames=[deployed.names.version_errors_alarm]
+    )["MetricAlarms"]
+    return next(d["Value"] for d in alarm["Dimensions"] if d["Name"] == "ExecutedVersion")
+
+
+@pytest.mark.parametrize("strategy", ["alias", "codedeploy"])
+def test_the_candidate_alarm_watches_the_version_this_promotion_shifts(
+    deployed, strategy: str
+) -> None:
+    candidate = deployed.publish_candidate()
+    newer = deployed.publish_candidate()  # a push during the canary published another
+    deployed.client("cloudwatch").put_metric_alarm(
+        AlarmName=deployed.names.version_errors_alarm,
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        Dimensions=[
+            {"Name": "FunctionName", "Value": deployed.names.model_function},
+            {"Name": "ExecutedVersion", "Value": newer},
+        ],
+    )
+    args = [
+        "--outputs",
+        str(deployed.outputs_file),
+        "--strategy",
+        strategy,
+        "--version",
+        candidate,
+        "--bake-seconds",
+        "0",
+        "--waiter-delay",
+        "0",
+        "--waiter-max-attempts",
+        "1",
+    ]
+
+    promote.main(args)
+
+    assert _watched_version(deployed) == candidate

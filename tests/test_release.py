@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from typing import Any
 
@@ -131,7 +132,12 @@ def test_release_of_v2_moves_only_v2s_stage(deployed, apigw, capsys, tmp_path) -
     ]
     (created,) = stand_in.made("create_deployment")
     assert "stageName" not in created
-    assert created["description"] == "release v2 with alias live (model version 1)"
+    assert created["description"].startswith("release v2 with alias live (model version 1) ")
+    # The deployment carries the fingerprint of the definition it snapshots.
+    fingerprint = release.definition_fingerprint(
+        deployed.client("apigateway"), deployed.outputs["api_id"]
+    )
+    assert created["description"].endswith(f" [definition {fingerprint}]")
     (documented,) = stand_in.made("create_documentation_version")
     assert documented == {
         "restApiId": deployed.outputs["api_id"],
@@ -170,28 +176,55 @@ def test_release_of_v2_moves_only_v2s_stage(deployed, apigw, capsys, tmp_path) -
     assert f"stage v2 of API {deployed.outputs['api_id']} serves deployment {new}" in out.err
 
 
-def test_release_with_another_alias_sets_the_stage_variable(
+def test_release_at_a_commit_names_its_documentation_after_it(
     deployed, apigw, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    candidate = deployed.publish_candidate()
-    deployed.client("lambda").create_alias(
-        FunctionName=deployed.names.model_function, Name="canary-test", FunctionVersion=candidate
-    )
     monkeypatch.setenv("GITHUB_SHA", SHA)
     before = _stages(deployed)
     stand_in = apigw()
 
-    assert release.main(_args(deployed, "--version", "v2", "--alias", "canary-test")) == 0
+    assert release.main(_args(deployed, "--version", "v2", "--alias", "live")) == 0
 
     (new,) = _deployments(deployed) - {before["v2"]["deploymentId"]}
     after = _stages(deployed)
-    assert after["v2"] == {"deploymentId": new, "variables": {"alias": "canary-test"}}
+    assert after["v2"] == {"deploymentId": new, "variables": {"alias": "live"}}
     assert after["v1"] == before["v1"]
     (documented,) = stand_in.made("create_documentation_version")
     assert documented["documentationVersion"] == f"v2-{SHA[:12]}-{new}"
     assert documented["description"].endswith(f"at {SHA[:12]}")
-    (event,) = deployed.history()
-    assert (event["version"], event["alias"], event["deployment_id"]) == ("2", "canary-test", new)
+
+
+def test_an_alias_the_api_may_not_invoke_is_refused(deployed, apigw, capsys) -> None:
+    # The alias exists, but the API's Lambda permission covers `live` only: a stage serving
+    # it would answer HTTP 500 to every call.
+    candidate = deployed.publish_candidate()
+    deployed.client("lambda").create_alias(
+        FunctionName=deployed.names.model_function, Name="canary-test", FunctionVersion=candidate
+    )
+    before = (_stages(deployed), _deployments(deployed))
+    stand_in = apigw()
+
+    assert release.main(_args(deployed, "--version", "v2", "--alias", "canary-test")) == 2
+
+    assert "the API may invoke only alias 'live'" in capsys.readouterr().err
+    _unchanged(deployed, stand_in, before)
+
+
+def test_a_version_the_api_has_but_the_outputs_give_no_stage_is_refused(
+    deployed, apigw, capsys
+) -> None:
+    values = json.loads(deployed.outputs_file.read_text())
+    del values["api_stages"]["v2"]
+    deployed.outputs_file.write_text(json.dumps(values))
+    before = (_stages(deployed), _deployments(deployed))
+    stand_in = apigw()
+
+    assert release.main(_args(deployed, "--version", "v2")) == 2
+
+    err = capsys.readouterr().err
+    assert "has /v2 but the stack outputs name no stage for it" in err
+    assert "Traceback" not in err
+    _unchanged(deployed, stand_in, before)
 
 
 def test_releasing_again_makes_another_deployment(deployed, apigw) -> None:
@@ -251,7 +284,7 @@ def test_a_version_the_outputs_name_but_the_api_lacks_is_refused(deployed, apigw
     [
         (["--alias", "12"], "--alias '12' is not a Lambda alias name"),
         (["--alias", "bad/alias"], "--alias 'bad/alias' is not a Lambda alias name"),
-        (["--alias", "nobody"], "has no alias 'nobody'"),
+        (["--alias", "nobody"], "may invoke only alias 'live'"),
         (["--doc-version", "v2 final"], "--doc-version 'v2 final' must be 1-64 letters"),
     ],
 )
@@ -399,7 +432,9 @@ def test_request_shapes_with_stubber() -> None:
             {"Name": "live", "FunctionVersion": "7"},
             {"FunctionName": "m-model", "Name": "live"},
         )
-        gw.add_response("create_deployment", {"id": "dep2"}, {**api, "description": description})
+        gw.add_response("get_resources", {"items": [{"id": "r0", "path": "/"}]}, api)
+        tagged = f"{description} [definition {hashlib.sha256(b'[]').hexdigest()[:16]}]"
+        gw.add_response("create_deployment", {"id": "dep2"}, {**api, "description": tagged})
         gw.add_response(
             "create_documentation_version",
             {"version": doc, "description": description},
@@ -499,3 +534,35 @@ def test_a_conflict_whose_cleanup_fails_is_not_reported_as_nothing_changed(
     err = capsys.readouterr().err
     assert f"the new deployment {created['deploymentId']} could NOT be deleted (busy)" in err
     assert not stand_in.made("update_stage")
+
+
+def _check(deployed, capsys) -> dict[str, str]:
+    assert release.main(["--outputs", str(deployed.outputs_file), "--check"]) == 0
+    out = capsys.readouterr().out
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def test_check_asks_for_a_release_only_when_the_api_changed(deployed, apigw, capsys) -> None:
+    apigw()
+    # Never released through the pipeline: the stage's deployment carries no fingerprint.
+    assert _check(deployed, capsys) == {"api-version": "v2", "release": "true"}
+    assert release.main(["--outputs", str(deployed.outputs_file)]) == 0
+    capsys.readouterr()
+    # Released, nothing changed since (a docs-only push): no approval to ask for.
+    assert _check(deployed, capsys) == {"api-version": "v2", "release": "false"}
+
+    # The next deploy adds a method to v2: the definition differs from what v2 serves.
+    client = deployed.client("apigateway")
+    api_id = deployed.outputs["api_id"]
+    v2 = next(r for r in client.get_resources(restApiId=api_id)["items"] if r["path"] == "/v2")
+    extra = client.create_resource(restApiId=api_id, parentId=v2["id"], pathPart="explain")
+    client.put_method(
+        restApiId=api_id, resourceId=extra["id"], httpMethod="POST", authorizationType="NONE"
+    )
+    assert _check(deployed, capsys) == {"api-version": "v2", "release": "true"}
+
+
+def test_the_default_version_is_the_newest_by_number() -> None:
+    assert release.newest_version({"v1": "v1", "v10": "v10", "v9": "v9"}) == "v10"
+    with pytest.raises(release.aws.UsageError, match="name no version vN"):
+        release.newest_version({})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from botocore.stub import Stubber
 
 from scripts import aws, events, promote, rollback
+from tests.lambda_revisions import _alias_revisions  # noqa: F401 - the fixture alias_revisions
 
 
 def _source(deployed) -> list[str]:
@@ -28,7 +29,9 @@ def test_rollback_after_a_promotion_returns_to_the_recorded_previous_version(
     assert deployed.alias_state() == ("1", {})
     history = deployed.history()
     assert [e["kind"] for e in history] == ["canary-started", "promoted", "rolled-back"]
-    assert (history[-1]["from_version"], history[-1]["to_version"]) == ("2", "1")
+    # The event is about the version that was taken out of service.
+    assert (history[-1]["version"], history[-1]["from_version"]) == ("2", "2")
+    assert history[-1]["to_version"] == "1"
     assert history[-1]["reason"] == "bad scores in review"
     assert history[-1]["stopped_deployments"] == []
     state = events.fold(events.history(deployed.client("s3"), deployed.stack_outputs()))
@@ -49,6 +52,7 @@ def test_a_half_way_alias_goes_back_to_its_primary_version(deployed, capsys) -> 
     assert deployed.alias_state() == ("1", {})
     (event,) = deployed.history()
     assert (event["kind"], event["from_version"], event["to_version"]) == ("rolled-back", "2", "1")
+    assert event["version"] == "2"
 
 
 def test_explicit_to_version_moves_the_alias(deployed) -> None:
@@ -145,3 +149,28 @@ def test_without_a_codedeploy_client_only_the_alias_moves(deployed) -> None:
     )
     assert result.stopped == [] and result.from_version == "2"
     assert deployed.alias_state() == ("1", {})
+
+
+def test_a_rollback_racing_another_move_re_reads_and_still_wins(deployed, alias_revisions) -> None:
+    candidate = deployed.publish_candidate()
+    deployed.set_alias("1", {candidate: 0.5})
+    lambda_client = deployed.client("lambda")
+    moved = {"done": False}
+
+    def move_in_between(**_: object) -> None:
+        # Between the rollback's read and its write, a promotion step moves the alias.
+        if not moved["done"]:
+            moved["done"] = True
+            deployed.set_alias("1", {candidate: 0.9})
+
+    lambda_client.meta.events.register("before-call.lambda.UpdateAlias", move_in_between)
+    result = rollback.rollback(
+        lambda_client,
+        None,
+        function=deployed.names.model_function,
+        alias=deployed.names.model_alias,
+        to_version="1",
+    )
+
+    assert result.changed and deployed.alias_state() == ("1", {})
+    assert moved["done"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
@@ -14,6 +16,22 @@ from infra.components.function import PythonFunction, PythonFunctionArgs
 # CodeDeploy stops on either alarm and rolls back, whichever way the deployment ends badly.
 ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM")
 NOTIFIED_EVENTS = ("DeploymentFailure", "DeploymentStop", "DeploymentRollback", "DeploymentSuccess")
+# A hook must report within CodeDeploy's hour; the smoke check takes seconds.
+HOOK_TIMEOUT_SECONDS = 60
+MODEL_WEIGHTS = Path(__file__).resolve().parent.parent / "handlers/model/weights.json"
+
+
+def model_features() -> list[str]:
+    return list(json.loads(MODEL_WEIGHTS.read_text())["features"])
+
+
+# What a publisher needs on an encrypted topic's key (SNS's server-side encryption docs).
+SNS_KEY_ACTIONS = ("kms:GenerateDataKey*", "kms:Decrypt")
+
+
+def sns_key_conditions(region: str, account: str) -> dict:
+    """Key use only through SNS in this region, by this account."""
+    return {"kms:ViaService": f"sns.{region}.amazonaws.com", "kms:CallerAccount": account}
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,11 @@ class CanaryDeploymentArgs:
     topic: str
     alias_alarm: str
     candidate_alarm: str
+    # The Lambda that runs the smoke check inside each deployment (BeforeAllowTraffic and
+    # AfterAllowTraffic), so a broken version is rolled back even if no runner watches.
+    hooks_function: str
+    hooks_role: str
+    hooks_log_group: str
     deployment_config: (
         str  # a canary or linear config, e.g. CodeDeployDefault.LambdaCanary10Percent5Minutes
     )
@@ -84,8 +107,9 @@ class CanaryDeployment(pulumi.ComponentResource):
             opts=child(self, ignore_changes=["function_version", "routing_config"]),
         )
         # AWS-managed key: encrypted at rest at no key cost. CodeDeploy publishes
-        # with its service role, which that key's policy admits (same account,
-        # via SNS).
+        # with its service role; publishing to an encrypted topic takes
+        # kms:GenerateDataKey* and kms:Decrypt on the key, granted below (and in the
+        # role boundary) only through SNS, so the stop and rollback notices arrive.
         self.topic = aws.sns.Topic(
             f"{name}-topic",
             name=args.topic,
@@ -105,8 +129,53 @@ class CanaryDeployment(pulumi.ComponentResource):
             ),
         ]
 
-        # What AWSCodeDeployRoleForLambdaLimited grants, scoped to this stack.
-        # No lambda:InvokeFunction: the deployments run no lifecycle hooks.
+        invoke = pulumi.InvokeOptions(parent=self)
+        account_id = aws.get_caller_identity(opts=invoke).account_id
+        region = aws.get_region(opts=invoke).region
+        group_arn = pulumi.Output.concat(
+            "arn:aws:codedeploy:",
+            region,
+            ":",
+            account_id,
+            ":deploymentgroup:",
+            args.application,
+            "/",
+            args.deployment_group,
+        )
+        self.hooks = PythonFunction(
+            f"{name}-hooks",
+            PythonFunctionArgs(
+                function_name=args.hooks_function,
+                role_name=args.hooks_role,
+                log_group_name=args.hooks_log_group,
+                source_dir="deploy_hooks",
+                description="CodeDeploy BeforeAllowTraffic/AfterAllowTraffic: smoke-checks "
+                "the version a deployment shifts to, and fails the deployment if it is broken",
+                memory_mb=128,
+                timeout_seconds=HOOK_TIMEOUT_SECONDS,
+                log_retention_days=args.log_retention_days,
+                # The model's features, so the check's typical row fits a retrained model.
+                environment={"MODEL_FEATURES": json.dumps(model_features())},
+                statements=(
+                    statement(
+                        ["lambda:InvokeFunction"],
+                        [self.function.arn.apply(lambda arn: f"{arn}:*")],
+                    ),
+                    statement(
+                        [
+                            "codedeploy:GetDeployment",
+                            "codedeploy:PutLifecycleEventHookExecutionStatus",
+                        ],
+                        [group_arn],
+                    ),
+                ),
+                permissions_boundary=args.permissions_boundary,
+            ),
+            opts=child(self),
+        )
+
+        # What AWSCodeDeployRoleForLambdaLimited grants, scoped to this stack, and the
+        # invocation of this stack's hook function (the AppSpec's lifecycle hooks).
         function_arns = [self.function.arn, self.function.arn.apply(lambda arn: f"{arn}:*")]
         self.service_role, service_policy = service_role(
             self,
@@ -126,6 +195,14 @@ class CanaryDeployment(pulumi.ComponentResource):
                 # DescribeAlarms takes the alarm resource type: these two only.
                 statement(["cloudwatch:DescribeAlarms"], [alarm.arn for alarm in self.alarms]),
                 statement(["sns:Publish"], [self.topic.arn]),
+                statement(["lambda:InvokeFunction"], [self.hooks.function.arn]),
+                # The AWS-managed key's id is not known before it exists: any key of
+                # this account and region, and only as SNS uses it.
+                statement(
+                    list(SNS_KEY_ACTIONS),
+                    [f"arn:aws:kms:{region}:{account_id}:key/*"],
+                    Condition={"StringEquals": sns_key_conditions(region, account_id)},
+                ),
             ],
         )
         self.application = aws.codedeploy.Application(
@@ -163,6 +240,7 @@ class CanaryDeployment(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "function_name": self.function.name,
+                "hooks_function": self.hooks.function.name,
                 "alias": self.alias.name,
                 "candidate_version": self.function.version,
                 "application": self.application.name,
@@ -203,5 +281,8 @@ class CanaryDeployment(pulumi.ComponentResource):
             # No invocations is no evidence of failure; a quiet branch must not roll back.
             treat_missing_data="notBreaching",
             dimensions=dimensions,
-            opts=child(self),
+            # Pulumi sets the candidate alarm's version once; after that the promote script
+            # owns it and points it at the version it shifts, so a push during a canary
+            # cannot move the watch onto a newer version while the old one takes traffic.
+            opts=child(self, ignore_changes=["dimensions"] if version is not None else None),
         )

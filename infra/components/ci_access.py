@@ -733,8 +733,18 @@ def _boundary_statements(args: CiAccessArgs) -> list[dict[str, Any]]:
         statement(["sqs:SendMessage"], [arn("sqs", f"{p}*")]),
         statement(["sns:Publish"], [arn("sns", f"{p}*")]),
         statement(
-            ["lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetProvisionedConcurrencyConfig"],
+            [
+                "lambda:GetAlias",
+                "lambda:UpdateAlias",
+                "lambda:GetProvisionedConcurrencyConfig",
+                # CodeDeploy runs the deploy hooks; the hooks smoke-check the model.
+                "lambda:InvokeFunction",
+            ],
             [arn("lambda", f"function:{p}*"), arn("lambda", f"function:{p}*:*")],
+        ),
+        statement(
+            ["codedeploy:GetDeployment", "codedeploy:PutLifecycleEventHookExecutionStatus"],
+            [arn("codedeploy", f"deploymentgroup:{p}*")],
         ),
         statement(
             [
@@ -747,6 +757,17 @@ def _boundary_statements(args: CiAccessArgs) -> list[dict[str, Any]]:
         statement(["cloudwatch:DescribeAlarms"], [arn("cloudwatch", f"alarm:{p}*")]),
         # No resource type: the roles' own policies narrow it further.
         statement(["sts:GetServiceBearerToken"], ["*"]),
+        # Publishing to the SNS-encrypted deployment topic (canary.py), through SNS only.
+        statement(
+            ["kms:GenerateDataKey*", "kms:Decrypt"],
+            [arn("kms", "key/*")],
+            Condition={
+                "StringEquals": {
+                    "kms:ViaService": f"sns.{args.region}.amazonaws.com",
+                    "kms:CallerAccount": args.account_id,
+                }
+            },
+        ),
     ]
 
 
@@ -791,6 +812,8 @@ def _promote_statements(
             ],
             codedeploy,
         ),
+        # Promote points the candidate alarm at the version it shifts (canary.py).
+        statement(["cloudwatch:PutMetricAlarm"], arns["cloudwatch"]),
         # Required with CreateDeployment (CodeDeploy permissions reference).
         statement(
             ["codedeploy:GetDeploymentConfig"],

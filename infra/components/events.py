@@ -34,6 +34,7 @@ class EventSourcingArgs:
     processor_role: str
     processor_log_group: str
     dead_letter_queue: str
+    dead_letter_alarm: str
     memory_mb: int
     timeout_seconds: int
     log_retention_days: int
@@ -47,6 +48,7 @@ class EventSourcing(pulumi.ComponentResource):
     rule: aws.cloudwatch.EventRule
     bucket: aws.s3.Bucket
     dead_letter_queue: aws.sqs.Queue
+    dead_letter_alarm: aws.cloudwatch.MetricAlarm
     processor: PythonFunction
 
     def __init__(
@@ -128,7 +130,12 @@ class EventSourcing(pulumi.ComponentResource):
                 memory_mb=args.memory_mb,
                 timeout_seconds=args.timeout_seconds,
                 log_retention_days=args.log_retention_days,
-                environment={"EVENT_STORE_BUCKET": self.bucket.bucket},
+                # The processor parks a malformed event in the queue itself, with the
+                # reason, rather than raising through Lambda's retries first.
+                environment={
+                    "EVENT_STORE_BUCKET": self.bucket.bucket,
+                    "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.url,
+                },
                 statements=(
                     statement(["s3:PutObject"], [objects]),
                     statement(["sqs:SendMessage"], [self.dead_letter_queue.arn]),
@@ -145,6 +152,25 @@ class EventSourcing(pulumi.ComponentResource):
             opts=child(self),
         )
         function = self.processor.function
+
+        # A parked event expires after DLQ_RETENTION_SECONDS: someone must hear of it
+        # well before (`nox -s events -- dlq` lists and redrives it).
+        self.dead_letter_alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-dlq-alarm",
+            name=args.dead_letter_alarm,
+            alarm_description=f"Lifecycle events wait in {args.dead_letter_queue}; inspect "
+            "and redrive them with `nox -s events -- dlq --redrive` before they expire",
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            statistic="Maximum",
+            period=300,
+            evaluation_periods=1,
+            threshold=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            dimensions={"QueueName": self.dead_letter_queue.name},
+            opts=child(self),
+        )
 
         permission = aws.lambda_.Permission(
             f"{name}-invoke",
@@ -174,6 +200,7 @@ class EventSourcing(pulumi.ComponentResource):
                 "rule": self.rule.name,
                 "bucket": self.bucket.bucket,
                 "dead_letter_queue": self.dead_letter_queue.url,
+                "dead_letter_alarm": self.dead_letter_alarm.name,
                 "processor": function.name,
             }
         )

@@ -51,7 +51,7 @@ def make_event(event_id: str = "6a7e8feb-b491-4cf7-a9f1-bf3703467718", model="ch
         "time": "2026-11-22T08:00:00Z",
         "region": "us-east-1",
         "resources": [],
-        "detail": {"model": model, "version": "1.0.0", "alias": "live"},
+        "detail": {"model": model, "version": "1.0.0", "kind": "deployed", "alias": "live"},
     }
 
 
@@ -135,6 +135,18 @@ MALFORMED = [
     (make_event("x" * 65), "'id'"),
     (make_event() | {"id": 12}, "'id'"),
     (["not", "an", "event"], "object"),
+    # The lifecycle schema the emitter checks too: a kind, and the fields that kind needs.
+    (make_event() | {"detail": {"model": "churn", "version": "1"}}, "detail.kind"),
+    (make_event() | {"detail": {"model": "churn", "version": "1", "kind": "x"}}, "detail.kind"),
+    (make_event() | {"detail": {"model": "churn", "kind": "deployed"}}, "detail.version"),
+    (
+        make_event() | {"detail": {"model": "churn", "version": 2, "kind": "deployed"}},
+        "detail.version must be a string",
+    ),
+    (
+        make_event() | {"detail": {"model": "churn", "version": "2", "kind": "rolled-back"}},
+        "detail.from_version",
+    ),
 ]
 
 
@@ -175,3 +187,56 @@ def test_lazy_client_honours_aws_endpoint_url(s3, bucket, monkeypatch):
     assert processor.handler(make_event("lazy"), None)["stored"] is True
     assert processor._client is not None
     assert processor._s3() is processor._client
+
+
+@pytest.fixture
+def queue(moto_server):
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=moto_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    url = sqs.create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    return sqs, url
+
+
+@pytest.fixture
+def deployed_processor(s3, bucket, queue, monkeypatch):
+    """The handler as the stack configures it: store bucket and dead-letter queue."""
+    sqs, url = queue
+    monkeypatch.setenv("EVENT_STORE_BUCKET", bucket)
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", url)
+    monkeypatch.setattr(processor, "_client", s3)
+    monkeypatch.setattr(processor, "_sqs_client", sqs)
+    return sqs, url
+
+
+def parked(sqs, url: str) -> list[dict]:
+    return sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    ).get("Messages", [])
+
+
+@pytest.mark.parametrize(("event", "field"), MALFORMED[-5:])
+def test_a_malformed_event_goes_to_the_dlq_with_its_reason_never_to_the_store(
+    s3, bucket, deployed_processor, event, field
+):
+    sqs, url = deployed_processor
+
+    result = processor.handler(event, None)
+
+    assert result["stored"] is False and result["dead_lettered"] is True
+    assert versions(s3, bucket) == []
+    (message,) = parked(sqs, url)
+    assert json.loads(message["Body"]) == event
+    reason = message["MessageAttributes"]["reason"]["StringValue"]
+    assert field in reason and reason == result["reason"]
+
+
+def test_a_valid_event_is_stored_and_nothing_is_parked(s3, bucket, queue):
+    sqs, url = queue
+    result = processor.process(make_event(), s3=s3, bucket=bucket, sqs=sqs, queue_url=url)
+    assert result["stored"] is True
+    assert parked(sqs, url) == []

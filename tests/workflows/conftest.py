@@ -174,7 +174,8 @@ class ActRun:
     @staticmethod
     def job_of(entry: Mapping[str, Any]) -> str:
         # act names a job `WORKFLOW/JOB`, or `CALLER/WORKFLOW/JOB` inside a called workflow.
-        parts = str(entry.get("job", "")).split("/")
+        # act pads the names it prints to a common width: the padding is not the name.
+        parts = [part.strip() for part in str(entry.get("job", "")).split("/")]
         return parts[0] if len(parts) >= 3 else parts[-1]
 
     @property
@@ -287,6 +288,8 @@ class Act:
             "STANDIN_AWS_LOG": str(logs["aws"]),
             "STANDIN_AWS_ENDPOINT": self.aws.url,
             "STANDIN_ARTIFACTS": str(artifacts),
+            # What a checkout of another ref copies (act copies it only for the event's).
+            "STANDIN_WORKTREE": str(self.repo),
             **self.env,
             **(env or {}),
         }

@@ -202,6 +202,8 @@ class GitHubApi:
     per_page_max: int = 100
     comments: dict[int, list[dict]] = field(default_factory=dict)
     environments: dict[str, dict] = field(default_factory=dict)
+    # Every branch exists unless deleted here (GET .../branches/NAME answers 404).
+    deleted_branches: set[str] = field(default_factory=set)
     requests: list[dict] = field(default_factory=list)
     next_id: int = 1000
 
@@ -257,6 +259,9 @@ class GitHubApi:
         environment = re.fullmatch(r"/repos/[^/]+/[^/]+/environments(?:/([^/]+))?", parsed.path)
         if environment and request.command == "GET":
             return self._environment(request, urllib.parse.unquote(environment[1] or ""))
+        branch = re.fullmatch(r"/repos/[^/]+/[^/]+/branches/(.+)", parsed.path)
+        if branch and request.command == "GET":
+            return self._branch(request, urllib.parse.unquote(branch[1]))
         listing = re.fullmatch(r"/repos/[^/]+/[^/]+/issues/(\d+)/comments", parsed.path)
         single = re.fullmatch(r"/repos/[^/]+/[^/]+/issues/comments/(\d+)", parsed.path)
         if listing and request.command == "GET":
@@ -273,6 +278,11 @@ class GitHubApi:
                         item["body"] = json.loads(body)["body"]
                         return request._json(200, self._shown(item))
         return request._json(404, {"message": "Not Found"})
+
+    def _branch(self, request: _Quiet, name: str) -> None:
+        if name in self.deleted_branches:
+            return request._json(404, {"message": "Branch not found"})
+        return request._json(200, {"name": name, "protected": False})
 
     def _environment(self, request: _Quiet, name: str) -> None:
         if not name:
@@ -300,6 +310,25 @@ class GitHubApi:
 
 # Each remote action the workflows pin, and the composite action standing in for it.
 STANDIN_ACTIONS: dict[str, str] = {
+    "actions/checkout": """\
+        name: checkout stand-in
+        description: >-
+          Copies the test's working tree into the workspace, as act does for a checkout of
+          the event's own commit, and says which commit the job asked for, so tests can
+          tell a pull request's head from its merge commit.
+        inputs:
+          ref: {description: the commit asked for, default: ""}
+          persist-credentials: {description: ignored, default: "true"}
+        runs:
+          using: composite
+          steps:
+            - shell: bash
+              env:
+                REF: ${{ inputs.ref }}
+              run: |
+                cp -R "$STANDIN_WORKTREE"/. "$GITHUB_WORKSPACE"/
+                echo "checkout stand-in: ref=$REF"
+        """,
     "actions/setup-python": """\
         name: setup-python stand-in
         description: The host's Python (the test's virtualenv) is the runner's Python.
@@ -435,8 +464,8 @@ def _git(directory: Path, *args: str) -> None:
 def action_repos(base: Path, root: Path = ROOT) -> Iterator[str]:
     """Build one git repository per pinned action; yield act's --local-repository values."""
     for repo, sha in sorted(pinned_actions(root)):
-        if repo == "actions/checkout":
-            continue  # act skips checkout in host mode and copies the working tree
+        # act skips a checkout of the event's own ref in host mode and copies the working
+        # tree; a checkout naming another ref (a pull request's head) runs this stand-in.
         if repo not in STANDIN_ACTIONS:
             raise LookupError(f"no stand-in for {repo}: add one to STANDIN_ACTIONS")
         directory = base / repo.replace("/", "__") / sha

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import events, outputs
+from scripts import events, outputs, release
 from tests.moto_stack import build_deployed_stack
 from tests.workflows.conftest import (
     ACT_TIMEOUT_SECONDS,
@@ -120,6 +120,9 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
 
     # Deploy handed GitHub the API URL (the environment's url) and smoke-checked version 2.
     assert run.outputs("deploy")["api_url"] == stack.outputs["api_url"]
+    # ...and handed promote the version it published, with its code's digest.
+    assert run.outputs("deploy")["candidate-version"] == "2"
+    assert run.outputs("deploy")["promote"] == "true"
     assert (stack.names.model_function, "2") in act.aws.invocations
 
     # Promote moved alias live fully onto version 2; release moved only v2's stage.
@@ -155,6 +158,41 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
     assert_no_secret_leaked(run)
 
 
+def test_a_push_that_changes_neither_model_nor_api_asks_nobody_to_approve(act: Act):
+    # A docs-only push: the deploy publishes no new version (alias live serves version 1
+    # already), and v2's stage serves a deployment of the API's definition as it is.
+    stack = build_deployed_stack(BRANCH)
+    act.pulumi_answers["stack output"] = json.dumps(stack.outputs)
+    apigw, api_id = stack.client("apigateway"), stack.outputs["api_id"]
+    fingerprint = release.definition_fingerprint(apigw, api_id)
+    earlier = apigw.create_deployment(
+        restApiId=api_id, description=f"an earlier release [definition {fingerprint}]"
+    )["id"]
+    apigw.update_stage(
+        restApiId=api_id,
+        stageName="v2",
+        patchOperations=[{"op": "replace", "path": "/deploymentId", "value": earlier}],
+    )
+
+    run = act("push", push_event(BRANCH), "push.yml", verbose=True)
+
+    assert run.returncode == 0, run.explain()
+    assert run.results == {
+        "test": "success",
+        "preview": "success",
+        "deploy": "success",
+        "promote": "skipped",
+        "release": "skipped",
+    }, run.explain()
+    assert run.outputs("deploy")["promote"] == "false"
+    assert run.outputs("deploy")["release"] == "false"
+    said = "\n".join(run.summaries("deploy"))
+    assert "Promotion skipped: alias live already serves version 1" in said
+    assert "Release skipped: stage v2 already serves API v2's definition" in said
+    assert [r["job"] for r in run.aws_roles] == ["preview", "deploy"]
+    assert apigw.get_stage(restApiId=api_id, stageName="v2")["deploymentId"] == earlier
+
+
 def test_a_failing_test_job_stops_everything_after_it(act: Act):
     stack = deployed_in_moto(act, BRANCH)
 
@@ -172,11 +210,15 @@ def test_deleting_a_branch_that_never_deployed_creates_and_destroys_nothing(act:
     run = act("delete", delete_event(BRANCH), "delete.yml")
 
     assert run.returncode == 0, run.explain()
-    assert run.results == {"destroy": "success"}
+    assert run.results == {"quiesce": "success", "destroy": "success", "environment": "success"}
+    assert run.finished_order == ["quiesce", "destroy", "environment"]
     assert "nothing to destroy" in run.text
     assert not any(c[0] == "destroy" or "--create" in c for c in run.pulumi_calls)
     assert state_objects(aws) == []
     assert [r["role"] for r in run.aws_roles] == [ROLES["AWS_DEPLOY_ROLE_ARN"]]
+    # No admin token in these tests: the environment is left, with what to delete by hand.
+    (note,) = run.summaries("environment")
+    assert f"`branch/{STACK}` was left in place" in note
     assert_no_secret_leaked(run)
 
 
@@ -254,7 +296,7 @@ def test_deleting_the_default_branch_destroys_nothing(act: Act):
 
     assert run.returncode == 0, run.explain()
     assert run.skipped_by_condition("destroy"), run.explain()
-    assert run.results == {"destroy": "skipped"}
+    assert run.results == {"quiesce": "skipped", "destroy": "skipped", "environment": "skipped"}
     assert run.pulumi_calls == [] and run.aws_roles == []
 
 
@@ -264,7 +306,7 @@ def test_a_protected_branch_that_is_not_the_default_is_refused_by_nox(act: Act):
     run = act("delete", delete_event("main", default_branch="trunk"), "delete.yml")
 
     assert run.returncode != 0
-    assert run.results == {"destroy": "failure"}
+    assert run.results == {"quiesce": "success", "destroy": "failure"}
     assert "is protected" in run.text
     assert not any(c[0] == "destroy" for c in run.pulumi_calls)
 
@@ -296,8 +338,12 @@ def test_pull_request_previews_and_edits_its_one_sticky_comment(act: Act, github
     run = act("pull_request", pr_event(), "pull-request.yml")
 
     assert run.returncode == 0, run.explain()
-    assert run.results == {"preview": "success", "comment": "success"}, run.explain()
+    assert run.results == {"test": "success", "preview": "success", "comment": "success"}, (
+        run.explain()
+    )
     assert [c[0] for c in run.pulumi_calls if c[0] in {"preview", "up", "destroy"}] == ["preview"]
+    # It previewed the pull request's head commit (what a push of the branch deploys).
+    assert f"checkout stand-in: ref={pr_event()['pull_request']['head']['sha']}" in run.text
     assert [r["role"] for r in run.aws_roles] == [ROLES["AWS_PREVIEW_ROLE_ARN"]]
 
     calls = [(r["method"], r["path"], r["query"].get("page")) for r in github_api.requests]
@@ -324,16 +370,24 @@ def test_pull_request_previews_and_edits_its_one_sticky_comment(act: Act, github
     assert_no_secret_leaked(run)
 
 
-def test_a_pull_request_from_a_fork_is_not_previewed(act: Act, github_api):
+def test_a_pull_request_from_a_fork_is_tested_offline_and_not_previewed(act: Act, github_api):
     run = act(
         "pull_request", pr_event(head_repo="someone/mlship-fork"), "pull-request.yml", verbose=True
     )
 
     assert run.returncode == 0, run.explain()
     assert run.skipped_by_condition("preview"), run.explain()
-    # ...and the comment job with it: there is nothing to comment on.
-    assert run.results == {"preview": "skipped", "comment": "skipped"}
+    # The offline tiers run for it (no AWS, no secret); no preview, so no comment.
+    assert run.results == {
+        "test": "success",
+        "fork": "success",
+        "preview": "skipped",
+        "comment": "skipped",
+    }, run.explain()
     assert run.pulumi_calls == [] and run.aws_roles == [] and github_api.requests == []
+    # What a maintainer does to preview it is said where the fork's author sees it.
+    (note,) = run.summaries("fork")
+    assert "git fetch origin pull/7/head:pr-7 && git push origin pr-7" in note
 
 
 def test_manual_rollback_puts_the_previous_version_back(act: Act):
@@ -369,6 +423,8 @@ def test_the_scheduled_drift_check_refreshes_every_protected_stack_read_only(act
     run = act("schedule", {"schedule": "17 3 * * *"}, "schedule.yml", job="drift")
 
     assert run.returncode == 0, run.explain()
+    # The matrix came from config (the stacks job), not a list in the workflow.
+    assert run.results.get("protected stacks") == "success", run.explain()
     refreshed = sorted(c[c.index("--stack") + 1] for c in run.pulumi_calls if c[0] == "refresh")
     assert refreshed == ["main", "shared"]
     for call in run.pulumi_calls:

@@ -91,6 +91,8 @@ def test_sessions_given_through_inputs_are_followed_to_their_value():
         "nox -s unlock",
         "nox -s smoke",
         "nox -s events",
+        "nox -s promote",  # --check: is there a new version to promote?
+        "nox -s release",  # --check: did the API change?
     ]
     assert jobs["push", "deploy"].roles == ["deploy-protected", "deploy"]
     assert jobs["pull-request", "comment"].runs == ["python -m scripts.pr_comment"]

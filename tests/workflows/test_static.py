@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 from infra import config, naming
+from infra.components import ci_access
 from scripts import bootstrap
+from scripts import protected as protected_script
 from scripts import stack as stack_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,17 +28,122 @@ ACTION_FILES = sorted((GITHUB / "actions").rglob("action.yml"))
 AWS_ACTION = "aws-actions/configure-aws-credentials"
 APPROVAL = {"promote": "canary-promotion", "release": "api-release", "rollback": "canary-promotion"}
 
-# Every remote action, at the one commit each is pinned to. Confirmed as: given as known
-# good (checkout, setup-python, configure-aws-credentials, cache), or pinned to the same
-# SHA with the same version comment by many independent public repositories
-# (upload-artifact, download-artifact). A new pin must be confirmed and added here.
+# Every remote action, at the one commit each is pinned to: its current release, all on
+# node24 (runners default to Node 24 since 2026-06-02). Confirmed on 2026-12-01 in a snapshot
+# of each action's repository: the tag resolves to this commit, and the commit's action.yml
+# says `using: node24` and declares the inputs below. A new pin must be confirmed the same way.
 CONFIRMED_PINS = {
-    "actions/checkout": ("11bd71901bbe5b1630ceea73d27597364c9af683", "v4.2.2"),
-    "actions/setup-python": ("0b93645e9fea7318ecaed2b359559ac225c90a2b", "v5.3.0"),
-    "aws-actions/configure-aws-credentials": ("e3dd6a429d7300a6a4c196c26e071d42e0343502", "v4.0.2"),
-    "actions/cache": ("1bd1e32a3bdc45362d1e726936510720a7c30a57", "v4.2.0"),
-    "actions/upload-artifact": ("ea165f8d65b6e75b540449e92b4886f43607fa02", "v4.6.2"),
-    "actions/download-artifact": ("d3f86a106a0bac45b974a628896c90dbdf5c8093", "v4.3.0"),
+    "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
+    "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
+    "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
+    "actions/cache": ("27d5ce7f107fe9357f9df03efb73ab90386fccae", "v5.0.5"),
+    "actions/upload-artifact": ("bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "v7.0.0"),
+    "actions/download-artifact": ("3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c", "v8.0.1"),
+}
+# The inputs each pinned release's action.yml declares, as read there.
+ACTION_INPUTS = {
+    "actions/checkout": {
+        "allow-unsafe-pr-checkout",
+        "clean",
+        "fetch-depth",
+        "fetch-tags",
+        "filter",
+        "github-server-url",
+        "lfs",
+        "path",
+        "persist-credentials",
+        "ref",
+        "repository",
+        "set-safe-directory",
+        "show-progress",
+        "sparse-checkout",
+        "sparse-checkout-cone-mode",
+        "ssh-key",
+        "ssh-known-hosts",
+        "ssh-strict",
+        "ssh-user",
+        "submodules",
+        "token",
+    },
+    "actions/cache": {
+        "enableCrossOsArchive",
+        "fail-on-cache-miss",
+        "key",
+        "lookup-only",
+        "path",
+        "restore-keys",
+        "save-always",
+        "upload-chunk-size",
+    },
+    "actions/download-artifact": {
+        "artifact-ids",
+        "digest-mismatch",
+        "github-token",
+        "merge-multiple",
+        "name",
+        "path",
+        "pattern",
+        "repository",
+        "run-id",
+        "skip-decompress",
+    },
+    "actions/setup-python": {
+        "allow-prereleases",
+        "architecture",
+        "cache",
+        "cache-dependency-path",
+        "check-latest",
+        "freethreaded",
+        "pip-version",
+        "python-version",
+        "python-version-file",
+        "token",
+        "update-environment",
+    },
+    "actions/upload-artifact": {
+        "archive",
+        "compression-level",
+        "if-no-files-found",
+        "include-hidden-files",
+        "name",
+        "overwrite",
+        "path",
+        "retention-days",
+    },
+    "aws-actions/configure-aws-credentials": {
+        "action-timeout-s",
+        "allowed-account-ids",
+        "audience",
+        "aws-access-key-id",
+        "aws-profile",
+        "aws-region",
+        "aws-secret-access-key",
+        "aws-session-token",
+        "custom-tags",
+        "disable-retry",
+        "force-skip-oidc",
+        "http-proxy",
+        "inline-session-policy",
+        "managed-session-policies",
+        "mask-aws-account-id",
+        "no-proxy",
+        "output-credentials",
+        "output-env-credentials",
+        "overwrite-aws-profile",
+        "retry-max-attempts",
+        "role-chaining",
+        "role-duration-seconds",
+        "role-external-id",
+        "role-session-name",
+        "role-skip-session-tagging",
+        "role-to-assume",
+        "special-characters-workaround",
+        "sts-endpoint",
+        "transitive-tag-keys",
+        "unset-current-credentials",
+        "use-existing-credentials",
+        "web-identity-token-file",
+    },
 }
 
 
@@ -217,7 +324,8 @@ def test_approval_jobs_check_their_gate_before_asking_for_aws():
         if not any(a in job.environment for a in naming.APPROVAL_ENVIRONMENTS):
             continue
         check = 'python -m nox --no-install -s preflight -- --environment "$APPROVAL"'
-        (gate,) = [i for i, s in enumerate(job.steps) if s.get("run") == check]
+        runs = [str(s.get("run", "")) for s in job.steps]
+        (gate,) = [i for i, run in enumerate(runs) if run.startswith(check)]
         # The gate checks the very environment the job runs in.
         assert job.steps[gate]["env"]["APPROVAL"] == job.environment, job.key
         first_aws = next(i for i, s in enumerate(job.steps) if s in job.aws_steps())
@@ -236,9 +344,11 @@ def test_traffic_and_release_wait_for_a_successful_deploy():
     assert needs_of("push", "promote") >= {"deploy", "test", "preview"}
     assert "deploy" in CALLERS["push"]["jobs"]["release"]["needs"]
     assert "promote" in CALLERS["push"]["jobs"]["release"]["needs"]
-    for job_id in ("promote", "release"):
-        # No `if: always()` or similar: a failed or skipped deploy stops them.
-        assert "if" not in CALLERS["push"]["jobs"][job_id]
+    # Whether they run when deploy succeeded is shown by act (test_act.py); that they
+    # never run after a failed deploy, here: promote's condition reads an output only a
+    # successful deploy sets, release's demands success outright.
+    assert CALLERS["push"]["jobs"]["promote"]["if"] == "needs.deploy.outputs.promote == 'true'"
+    assert "needs.deploy.result == 'success'" in CALLERS["push"]["jobs"]["release"]["if"]
     # The one traffic job outside the pipeline is started by a person, by hand.
     assert set(triggers(CALLERS["rollback"])) == {"workflow_dispatch"}
 
@@ -281,6 +391,23 @@ def test_every_remote_action_is_pinned_to_a_confirmed_commit_with_its_version():
             assert CONFIRMED_PINS.get(repo) == (sha, version[1]), f"{where}: unconfirmed pin"
             seen.add(repo)
     assert seen == set(CONFIRMED_PINS)
+
+
+def test_every_action_gets_only_inputs_its_release_declares_and_the_stand_ins_agree():
+    from tests.workflows.standins import STANDIN_ACTIONS  # noqa: PLC0415 - test helper
+
+    for where, step in all_steps():
+        uses = str(step.get("uses", ""))
+        if uses.startswith("./") or not uses:
+            continue
+        repo = "/".join(uses.partition("@")[0].split("/")[:2])
+        unknown = set(step.get("with") or {}) - ACTION_INPUTS[repo]
+        assert not unknown, f"{where}: {repo} declares no input {sorted(unknown)}"
+    for repo, text in STANDIN_ACTIONS.items():
+        declared = set(yaml.safe_load(text).get("inputs") or {})
+        assert declared <= ACTION_INPUTS[repo], (
+            f"stand-in for {repo}: {declared - ACTION_INPUTS[repo]}"
+        )
 
 
 def test_no_expression_inside_any_run():
@@ -341,14 +468,6 @@ def test_one_deploying_run_per_branch_queued_never_cancelled():
     assert destroy.given["branch"] == "${{ github.event.ref }}"
 
 
-def test_traffic_moves_one_at_a_time_per_branch_never_cancelled():
-    for key in ("push:promote", "push:release", "rollback:rollback"):
-        assert concurrency(by_key(key)) == {
-            "group": "mlship-traffic-${{ inputs.branch }}",
-            "cancel-in-progress": False,
-        }, key
-
-
 def test_superseded_previews_are_cancelled():
     push_preview = CALLERS["push"]["jobs"]["preview"]["concurrency"]
     assert push_preview == {
@@ -377,11 +496,14 @@ def test_nothing_that_changes_aws_can_be_cancelled_by_a_newer_run():
 def test_delete_destroys_only_a_deleted_branch_through_nox():
     workflow = CALLERS["delete"]
     assert set(triggers(workflow)) == {"delete"}
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["destroy"]
     assert job["uses"] == "./.github/workflows/reusable-destroy.yml"
-    condition = " ".join(job["if"].split())
-    assert "github.event.ref_type == 'branch'" in condition
-    assert "github.event.ref != github.event.repository.default_branch" in condition
+    for gated in ("quiesce", "destroy"):
+        condition = " ".join(workflow["jobs"][gated]["if"].split())
+        assert "github.event.ref_type == 'branch'" in condition
+        assert "github.event.ref != github.event.repository.default_branch" in condition
+    # The environment goes only after its stack did.
+    assert workflow["jobs"]["environment"]["needs"] == "destroy"
     destroy = by_key("delete:destroy")
     runs = [s["run"] for s in destroy.steps if "run" in s]
     assert runs == [
@@ -411,13 +533,17 @@ def test_the_destroy_session_refuses_protected_stacks_before_pulumi_runs(
 
 def test_drift_watches_every_protected_stack():
     project, values = config.read_project(ROOT)
-    settings = config.settings_from_mapping(project, values)
+    extra = {**values, "protectedBranches": ["release/2026", "staging"]}
+    settings = config.settings_from_mapping(project, extra)
     protected = {("--stack", "shared")} | {
-        ("--branch", branch) for branch in (settings.default_branch, *settings.protected_branches)
+        ("--branch", branch) for branch in (settings.default_branch, "release/2026", "staging")
     }
+    # The matrix is whatever the stacks job lists from config (act runs it: test_act.py).
+    assert {(t["option"], t["name"]) for t in protected_script.targets(settings)} == protected
     (drift,) = [job for job in JOBS if job.key == "schedule:drift"]
-    matrix = drift.spec["strategy"]["matrix"]["target"]
-    assert {(t["option"], t["name"]) for t in matrix} == protected
+    assert drift.spec["strategy"]["matrix"]["target"] == (
+        "${{ fromJSON(needs.stacks.outputs.targets) }}"
+    )
     # Drift only reads (`refresh --preview-only`), but only the protected role may
     # decrypt protected stacks' secrets; test_workflow_access.py checks its trust.
     assert drift.roles == {"${{ vars.AWS_DEPLOY_PROTECTED_ROLE_ARN }}"}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import pulumi_aws as aws
 import pytest
 
+from infra.components import canary as canary_module
+from infra.components import ci_access
 from infra.components.canary import CanaryDeployment, CanaryDeploymentArgs
+from infra.components.ci_access import CiAccessArgs
 from infra.components.function import RUNTIME
 from scripts.synth import MOCK_ACCOUNT_ID, run_under_mocks
 
@@ -18,6 +22,9 @@ FUNCTION = "mlship-feature-x-model"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{MOCK_ACCOUNT_ID}:function:{FUNCTION}"
 TOPIC_ARN = f"arn:aws:sns:{REGION}:{MOCK_ACCOUNT_ID}:mlship-feature-x-deployments"
 CANARY = "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+
+
+HOOKS = "mlship-feature-x-deploy-hooks"
 
 
 def make_args(**overrides: object) -> CanaryDeploymentArgs:
@@ -32,6 +39,9 @@ def make_args(**overrides: object) -> CanaryDeploymentArgs:
         topic="mlship-feature-x-deployments",
         alias_alarm="mlship-feature-x-model-live-errors",
         candidate_alarm="mlship-feature-x-model-candidate-errors",
+        hooks_function=HOOKS,
+        hooks_role="mlship-feature-x-deploy-hooks",
+        hooks_log_group=f"/aws/lambda/{HOOKS}",
         deployment_config=CANARY,
         error_threshold=3,
         memory_mb=512,
@@ -57,7 +67,7 @@ def synthesis():
 
 
 def function(synthesis):
-    return synthesis.one("aws:lambda/function:Function")
+    return synthesis.one("aws:lambda/function:Function", "canary-model")
 
 
 def test_function_publishes_versions_with_sizing_from_args(synthesis):
@@ -89,10 +99,11 @@ def test_alias_points_at_published_version_and_leaves_traffic_to_promote(synthes
 def test_every_child_is_parented_inside_the_component(synthesis):
     component = synthesis.one("mlship:components:CanaryDeployment", "canary")
     model = synthesis.one("mlship:components:PythonFunction", "canary-model")
-    assert model.parent == component.urn
+    hooks = synthesis.one("mlship:components:PythonFunction", "canary-hooks")
+    assert model.parent == component.urn and hooks.parent == component.urn
     for r in synthesis.resources:
         if r is not component:
-            assert r.parent in (component.urn, model.urn), r.name
+            assert r.parent in (component.urn, model.urn, hooks.urn), r.name
             assert r.name.startswith("canary-"), r.name
 
 
@@ -148,7 +159,11 @@ def test_group_shifts_traffic_blue_green_and_rolls_back_on_alarm(synthesis):
 def test_group_uses_its_own_codedeploy_role_not_the_lambda_role(synthesis):
     group = synthesis.one("aws:codedeploy/deploymentGroup:DeploymentGroup")
     roles = {r.inputs["name"]: r for r in synthesis.of_type("aws:iam/role:Role")}
-    assert set(roles) == {"mlship-feature-x-model", "mlship-feature-x-codedeploy"}
+    assert set(roles) == {
+        "mlship-feature-x-model",
+        "mlship-feature-x-codedeploy",
+        "mlship-feature-x-deploy-hooks",
+    }
     assert group.inputs["serviceRoleArn"] == (
         f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/mlship-feature-x-codedeploy"
     )
@@ -188,7 +203,62 @@ def test_service_role_policy_is_scoped_to_this_stack(synthesis):
             for name in alarms(synthesis)
         ],
         ("sns:Publish",): [TOPIC_ARN],
+        ("lambda:InvokeFunction",): [f"arn:aws:lambda:{REGION}:{MOCK_ACCOUNT_ID}:function:{HOOKS}"],
+        ("kms:GenerateDataKey*", "kms:Decrypt"): [f"arn:aws:kms:{REGION}:{MOCK_ACCOUNT_ID}:key/*"],
     }
+
+
+def _allows(statements, action: str, resource: str, context: dict) -> bool:
+    """An Allow matching the action and resource whose StringEquals conditions all hold."""
+    for s in statements:
+        actions, resources = s["Action"], s["Resource"]
+        actions = [actions] if isinstance(actions, str) else actions
+        resources = [resources] if isinstance(resources, str) else resources
+        conditions = (s.get("Condition") or {}).get("StringEquals", {})
+        if (
+            s["Effect"] == "Allow"
+            and any(fnmatch.fnmatchcase(action, a) for a in actions)
+            and any(fnmatch.fnmatchcase(resource, r) for r in resources)
+            and all(context.get(k) == v for k, v in conditions.items())
+        ):
+            return True
+    return False
+
+
+def test_codedeploy_can_deliver_its_notices_to_the_encrypted_topic(synthesis):
+    # Publishing to an SSE topic takes the key too: SNS asks KMS on the publisher's behalf.
+    role = json.loads(service_policy(synthesis).inputs["policy"])["Statement"]
+    boundary = _boundary(REGION)
+    key = f"arn:aws:kms:{REGION}:{MOCK_ACCOUNT_ID}:key/aws-sns-managed"
+    via_sns = {
+        "kms:ViaService": f"sns.{REGION}.amazonaws.com",
+        "kms:CallerAccount": MOCK_ACCOUNT_ID,
+    }
+    for policy in (role, boundary):
+        assert _allows(policy, "sns:Publish", TOPIC_ARN, {})
+        assert _allows(policy, "kms:GenerateDataKey", key, via_sns)
+        assert _allows(policy, "kms:Decrypt", key, via_sns)
+        # ...and only through SNS, only in this account.
+        assert not _allows(policy, "kms:Decrypt", key, {**via_sns, "kms:ViaService": "s3"})
+        assert not _allows(policy, "kms:Decrypt", key, {**via_sns, "kms:CallerAccount": "1" * 12})
+
+
+def _boundary(region: str) -> list[dict]:
+    args = CiAccessArgs(
+        repository="acme/mlship",
+        account_id=MOCK_ACCOUNT_ID,
+        region=region,
+        resource_prefix="mlship-",
+        shared_prefix="mlship--shared",
+        state_bucket=f"mlship--shared-state-{MOCK_ACCOUNT_ID}",
+        secrets_key_alias="alias/mlship--shared-pulumi-secrets",
+        preview_role="mlship--shared-ci-preview",
+        deploy_role="mlship--shared-ci-deploy",
+        promote_role="mlship--shared-ci-promote",
+        role_boundary="mlship--shared-role-boundary",
+        create_oidc_provider=False,
+    )
+    return ci_access._boundary_statements(args)
 
 
 def alarms(synthesis):
@@ -223,6 +293,9 @@ def test_alarms_watch_lambda_errors_of_alias_and_candidate(synthesis):
         "Resource": f"{FUNCTION}:live",
         "ExecutedVersion": "1",
     }
+    # After creation promote owns which version the candidate alarm watches.
+    assert found["mlship-feature-x-model-candidate-errors"].ignore_changes == ["dimensions"]
+    assert not found["mlship-feature-x-model-live-errors"].ignore_changes
 
 
 def test_alarm_threshold_follows_args():
@@ -245,3 +318,36 @@ def test_component_exposes_what_the_program_reads():
     assert isinstance(canary.topic, aws.sns.Topic)
     assert isinstance(canary.service_role, aws.iam.Role)
     assert [type(a) for a in canary.alarms] == [aws.cloudwatch.MetricAlarm] * 2
+
+
+def _role_policy(synthesis, role: str) -> list[dict]:
+    (policy,) = [
+        r for r in synthesis.of_type("aws:iam/rolePolicy:RolePolicy") if r.inputs["role"] == role
+    ]
+    return json.loads(policy.inputs["policy"])["Statement"]
+
+
+def test_the_deploy_hooks_smoke_check_inside_each_deployment(synthesis):
+    hooks = synthesis.one("aws:lambda/function:Function", "canary-hooks")
+    assert hooks.inputs["name"] == HOOKS
+    # The typical row is built from the model's own features.
+    features = json.loads(hooks.inputs["environment"]["variables"]["MODEL_FEATURES"])
+    assert features and features == canary_module.model_features()
+    hooks_arn = f"arn:aws:lambda:{REGION}:{MOCK_ACCOUNT_ID}:function:{HOOKS}"
+    group = (
+        f"arn:aws:codedeploy:{REGION}:{MOCK_ACCOUNT_ID}:deploymentgroup:"
+        "mlship-feature-x-model/mlship-feature-x-canary"
+    )
+    statements = _role_policy(synthesis, "mlship-feature-x-deploy-hooks")
+    # It may invoke the model's versions, and report to its own deployment group only.
+    assert _allows(statements, "lambda:InvokeFunction", f"{FUNCTION_ARN}:7", {})
+    assert not _allows(statements, "lambda:InvokeFunction", hooks_arn, {})
+    for action in ("codedeploy:GetDeployment", "codedeploy:PutLifecycleEventHookExecutionStatus"):
+        assert _allows(statements, action, group, {})
+        assert not _allows(statements, action, group.replace("feature-x", "other"), {})
+    # CodeDeploy, which runs the hooks, may invoke this function, and so may its boundary.
+    service = json.loads(service_policy(synthesis).inputs["policy"])["Statement"]
+    assert _allows(service, "lambda:InvokeFunction", hooks_arn, {})
+    boundary = _boundary(REGION)
+    assert _allows(boundary, "lambda:InvokeFunction", hooks_arn, {})
+    assert _allows(boundary, "codedeploy:PutLifecycleEventHookExecutionStatus", group, {})

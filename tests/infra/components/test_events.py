@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infra.components.events import EventSourcing, EventSourcingArgs
+from infra.components.events import DLQ_RETENTION_SECONDS, EventSourcing, EventSourcingArgs
 from scripts.synth import MOCK_ACCOUNT_ID, run_under_mocks
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -20,9 +20,11 @@ RULE = "mlship-feature-x-lifecycle"
 FUNCTION = "mlship-feature-x-events-fn"
 ROLE = "mlship-feature-x-events-role"
 DLQ = "mlship-feature-x-events-dlq"
+DLQ_ALARM = "mlship-feature-x-events-dlq-not-empty"
 
 BUS_ARN = f"arn:aws:events:{REGION}:{MOCK_ACCOUNT_ID}:event-bus/{BUS}"
 RULE_ARN = f"arn:aws:events:{REGION}:{MOCK_ACCOUNT_ID}:rule/{RULE}"
+DLQ_URL = f"https://sqs.{REGION}.amazonaws.com/{MOCK_ACCOUNT_ID}/{DLQ}"
 DLQ_ARN = f"arn:aws:sqs:{REGION}:{MOCK_ACCOUNT_ID}:{DLQ}"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{MOCK_ACCOUNT_ID}:function:{FUNCTION}"
 LOG_GROUP = f"/aws/lambda/{FUNCTION}"
@@ -45,6 +47,7 @@ def synth(protected: bool = False, retention: int = 30):
         processor_role=ROLE,
         processor_log_group=LOG_GROUP,
         dead_letter_queue=DLQ,
+        dead_letter_alarm=DLQ_ALARM,
         memory_mb=256,
         timeout_seconds=10,
         log_retention_days=14,
@@ -145,7 +148,10 @@ def test_processor_writes_to_the_store_and_fails_into_the_dlq(ephemeral):
     function = ephemeral.one("aws:lambda/function:Function")
     assert function.inputs["name"] == FUNCTION
     assert function.inputs["handler"] == "handler.handler"
-    assert function.inputs["environment"] == {"variables": {"EVENT_STORE_BUCKET": BUCKET}}
+    # The processor parks malformed events in the same queue, itself, with their reason.
+    assert function.inputs["environment"] == {
+        "variables": {"EVENT_STORE_BUCKET": BUCKET, "DEAD_LETTER_QUEUE_URL": DLQ_URL}
+    }
     assert function.inputs["deadLetterConfig"] == {"targetArn": DLQ_ARN}
     # One failure mechanism only: the function's DLQ, not an invoke config too.
     assert ephemeral.of_type("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig") == []
@@ -160,6 +166,22 @@ def test_processor_policy_is_scoped_to_its_prefix_and_queue(ephemeral):
         ("Allow", ["sqs:SendMessage"], [DLQ_ARN]),
     ]
     assert all("Condition" not in s for s in policy["Statement"])
+
+
+def test_an_event_waiting_in_the_dead_letter_queue_raises_an_alarm(ephemeral):
+    alarm = ephemeral.one("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert alarm.inputs["name"] == DLQ_ALARM
+    assert (alarm.inputs["namespace"], alarm.inputs["metricName"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+    )
+    assert alarm.inputs["dimensions"] == {"QueueName": DLQ}
+    # One message is enough: it fires at 1 and compares >=.
+    assert alarm.inputs["threshold"] == 1
+    assert alarm.inputs["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # Evaluated well within the queue's retention, so nothing expires unnoticed.
+    window = alarm.inputs["period"] * alarm.inputs["evaluationPeriods"]
+    assert window < DLQ_RETENTION_SECONDS
 
 
 def test_dead_letter_queue_is_encrypted_and_keeps_two_weeks(ephemeral):
