@@ -59,6 +59,17 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def train(session: nox.Session) -> None:
+    """Train and evaluate the model offline on the shipped dataset; refresh the served artifact."""
+    # Stdlib-only training needs no install; a model with requirements gets them here.
+    _install(session, "-r", "model/requirements.txt")
+    session.run(
+        "python", "-m", "model.train", "--serve", "infra/handlers/model/model.json",
+        *session.posargs,
+    )  # fmt: skip
+
+
+@nox.session
 def synth(session: nox.Session) -> None:
     """Evaluate the program offline for a branch: -- --branch NAME [--format json] [--output P]."""
     if not session.posargs:
