@@ -97,6 +97,7 @@ def build_branch(settings: config.Settings) -> None:
             image=settings.training_image,
             command=settings.training_command,
             log_retention_days=settings.log_retention_days,
+            run_retention_days=settings.training_run_retention_days,
             codeartifact_domain=shared.require_output("codeartifact_domain"),
             codeartifact_domain_owner=shared.require_output("codeartifact_domain_owner"),
             codeartifact_domain_arn=shared.require_output("codeartifact_domain_arn"),
