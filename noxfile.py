@@ -137,6 +137,12 @@ _SCRIPT_SESSIONS = {
         "--version vN (--outputs FILE | --branch NAME)",
         "Release an API major version: new deployment on its stage, documentation version.",
     ),
+    "train-remote": (
+        "scripts.train",
+        [],
+        "(--outputs FILE | --branch NAME) [--commit SHA] [--timeout-minutes N] [--outputs-out F]",
+        "Train on the branch's runner, publish the run's model version, apply the quality gate.",
+    ),
     "events": (
         "scripts.events",
         [],

@@ -223,7 +223,12 @@ def train(
         "threshold": spec["threshold"],
         "training": provenance,
     }
-    return artifact, {"model_version": spec["model_version"], **provenance, "metrics": metrics}
+    return artifact, {
+        "model_version": spec["model_version"],
+        **provenance,
+        "metrics": metrics,
+        "higher_is_better": {name: HIGHER_IS_BETTER[name] for name in metrics},
+    }
 
 
 def write(out: Path, artifact: dict, metrics: dict) -> None:

@@ -11,19 +11,16 @@ import yaml
 from infra.components import type_token
 from infra.components.base import child, service_role, statement
 from infra.components.storage import SecureBucket, SecureBucketArgs
+from infra.training import (
+    BUILD_TIMEOUT_MINUTES,
+    DATASETS_PREFIX,
+    MODEL_REQUIREMENTS,
+    RESULTS_DIR,
+    RUNS_PREFIX,
+    SOURCE_KEY,
+    SOURCE_PREFIX,
+)
 
-# Where `scripts` and the buildspec meet in the artifact bucket.
-SOURCE_KEY = "source/source.zip"
-SOURCE_PREFIX = "source/"
-RUNS_PREFIX = "runs/"
-# Where a team keeps the real training data (the spec's `dataset: s3://BUCKET/datasets/...`).
-DATASETS_PREFIX = "datasets/"
-# The latest evaluated model's metrics, written by `scripts.train` on the default branch;
-# other branches compare against it (read path in docs/model.md).
-PUBLISHED_PREFIX = "published/"
-RESULTS_DIR = "results"
-MODEL_REQUIREMENTS = "model/requirements.txt"
-BUILD_TIMEOUT_MINUTES = 60
 CODEARTIFACT_LOGIN = (
     "aws codeartifact login --tool pip --domain $CODEARTIFACT_DOMAIN"
     " --domain-owner $CODEARTIFACT_DOMAIN_OWNER --repository $CODEARTIFACT_REPOSITORY"
