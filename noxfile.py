@@ -70,6 +70,13 @@ def train(session: nox.Session) -> None:
 
 
 @nox.session
+def package(session: nox.Session) -> None:
+    """Package model/requirements.txt as Lambda-platform wheels; check the 250 MB limit."""
+    _install(session, *RUNTIME, "uv==0.13.9")
+    session.run("python", "-m", "scripts.package", *session.posargs)
+
+
+@nox.session
 def synth(session: nox.Session) -> None:
     """Evaluate the program offline for a branch: -- --branch NAME [--format json] [--output P]."""
     if not session.posargs:

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pulumi
 import pulumi_aws as aws
 
-from infra import config, naming
+from infra import config, naming, packaging
 from infra.components.api import ApiVersions, ApiVersionsArgs
 from infra.components.canary import CanaryDeployment, CanaryDeploymentArgs
 from infra.components.ci_access import CiAccess, CiAccessArgs
@@ -80,6 +80,10 @@ def build_branch(settings: config.Settings) -> None:
         log_retention_days=settings.log_retention_days,
     )
     boundary = shared.require_output("role_boundary_arn")
+    try:
+        model_dependencies = packaging.dependencies_dir(config.REPO_ROOT)
+    except packaging.PackagingError as error:
+        raise config.ConfigError(str(error)) from None
 
     testing = ModelTesting(
         "model-testing",
@@ -142,6 +146,7 @@ def build_branch(settings: config.Settings) -> None:
             deployment_config=settings.canary_deployment_config,
             error_threshold=settings.alarm_error_threshold,
             permissions_boundary=boundary,
+            dependencies_dir=model_dependencies,
             **lambda_sizing,
         ),
         opts,

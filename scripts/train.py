@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from infra import config, naming
+from infra import config, naming, packaging
 from infra.training import BUILD_TIMEOUT_MINUTES, PUBLISHED_METRICS_KEY, RUNS_PREFIX
 from scripts import aws, events, gate, outputs, runner, smoke, summary
 from scripts.progress import Progress
@@ -194,7 +194,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--dependencies",
         type=Path,
-        help="packaged model dependencies (nox -s package) to ship beside the handler",
+        help="packaged model dependencies (default: what `nox -s package` built, if needed)",
     )
     args = parser.parse_args(argv)
     if not 0 < args.timeout_minutes <= 8 * 60:
@@ -243,9 +243,11 @@ def deploy_run(
 ) -> str:
     """Publish and smoke-check the version serving the run's artifact; returns it."""
     function = ctx.stack.require("model_function")
-    code = runner.lambda_zip(
-        HANDLER_DIR, (args.results / "model.json").read_bytes(), args.dependencies
-    )
+    try:
+        dependencies = args.dependencies or packaging.dependencies_dir(ROOT)
+    except packaging.PackagingError as error:
+        raise aws.UsageError(str(error)) from None
+    code = runner.lambda_zip(HANDLER_DIR, (args.results / "model.json").read_bytes(), dependencies)
     version = publish_version(
         ctx.client("lambda"),
         ctx.client("s3"),

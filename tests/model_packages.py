@@ -74,30 +74,42 @@ def variant_dataset(dataset: bytes) -> bytes:
 
 
 def variant(root: Path) -> ModelPackage:
-    """A team's edit of the model, trained for real into `root`."""
+    """A team's edit of the model, trained for real, laid out as a repository under `root`:
+    model/ (spec, data, requirements) and infra/handlers/ (the handlers, the artifact)."""
     spec = train.load_spec(train.SPEC)
     data = variant_dataset(train.read_dataset(spec["dataset"]))
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    (root / "data/churn.csv").write_bytes(data)
+    model_dir = root / "model"
+    (model_dir / "data").mkdir(parents=True, exist_ok=True)
+    (model_dir / "data/churn.csv").write_bytes(data)
     spec = {
         **spec,
         "model_version": VARIANT_VERSION,
         "features": [*spec["features"], EXTRA_FEATURE],
-        "dataset": str(root / "data/churn.csv"),
+        "dataset": str(model_dir / "data/churn.csv"),
     }
-    (root / "spec.json").write_text(json.dumps(spec))
-    (root / "requirements.txt").write_text(f"{VARIANT_REQUIREMENT}\n")
-    folder = root / "package"
-    folder.mkdir()
-    shutil.copy(HANDLER_DIR / "handler.py", folder / "handler.py")
-    assert train.main(["--spec", str(root / "spec.json"), "--out", str(root / "out")]) == 0
-    shutil.copy(root / "out/model.json", folder / "model.json")
+    (model_dir / "spec.json").write_text(json.dumps(spec))
+    (model_dir / "requirements.txt").write_text(f"# the team's library\n{VARIANT_REQUIREMENT}\n")
+    handlers = root / "infra/handlers"
+    shutil.copytree(HANDLER_DIR.parent, handlers, ignore=shutil.ignore_patterns("__pycache__"))
+    folder = handlers / "model"
+    out = root / "build/train"
+    status = train.main(
+        [
+            "--spec",
+            str(model_dir / "spec.json"),
+            "--out",
+            str(out),
+            "--serve",
+            str(folder / "model.json"),
+        ]
+    )
+    assert status == 0
     return ModelPackage(
         "variant",
         folder,
         spec,
         json.loads((folder / "model.json").read_text()),
-        json.loads((root / "out/metrics.json").read_text()),
+        json.loads((out / "metrics.json").read_text()),
         data,
-        root / "requirements.txt",
+        model_dir / "requirements.txt",
     )
