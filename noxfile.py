@@ -150,6 +150,12 @@ _SCRIPT_SESSIONS = {
         "(--outputs FILE | --branch NAME) [--commit SHA] [--timeout-minutes N] [--outputs-out F]",
         "Train on the branch's runner, publish the run's model version, apply the quality gate.",
     ),
+    "evaluation": (
+        "scripts.evaluation",
+        [],
+        "--branch NAME --output FILE",
+        "Fetch a branch's latest model evaluation (its metrics against the default branch's).",
+    ),
     "events": (
         "scripts.events",
         [],

@@ -18,3 +18,6 @@ PUBLISHED_METRICS_KEY = f"{PUBLISHED_PREFIX}metrics.json"
 RESULTS_DIR = "results"
 MODEL_REQUIREMENTS = "model/requirements.txt"
 BUILD_TIMEOUT_MINUTES = 60
+# The branch's latest comparison with the default branch (scripts.train writes it, the
+# pull request's comment reads it).
+LATEST_EVALUATION_KEY = "evaluations/latest.json"

@@ -177,6 +177,11 @@ def markdown(comparison: Comparison, title: str) -> str:
     return "\n".join(lines)
 
 
+def title(fields: Mapping[str, Any]) -> str:
+    """The heading of an evaluation: which model, from which run."""
+    return f"Model `{fields.get('model_version')}` from run `{fields.get('run_id')}`"
+
+
 def load(path_text: str) -> Comparison:
     """A comparison saved with `as_dict` (the train job's artifact), for the PR comment."""
     data = json.loads(path_text)

@@ -42,7 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from infra import config, naming, packaging
-from infra.training import BUILD_TIMEOUT_MINUTES, PUBLISHED_METRICS_KEY, RUNS_PREFIX
+from infra.training import (
+    BUILD_TIMEOUT_MINUTES,
+    LATEST_EVALUATION_KEY,
+    PUBLISHED_METRICS_KEY,
+    RUNS_PREFIX,
+)
 from scripts import aws, events, gate, outputs, runner, smoke, summary
 from scripts.progress import Progress
 
@@ -340,7 +345,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Body=json.dumps({**metrics, "version": version}).encode(),
             )
         ctx.progress.step(f"recorded; quality gate {verdict}")
-        report(comparison, fields, args.comparison)
+        evaluation = report(comparison, fields, args.comparison)
+        # For the pull request's comment, whichever way the gate went.
+        aws.call(
+            f"saving the evaluation to s3://{stack.require('artifact_bucket')}",
+            ctx.client("s3").put_object,
+            Bucket=stack.require("artifact_bucket"),
+            Key=LATEST_EVALUATION_KEY,
+            Body=json.dumps(evaluation).encode(),
+        )
         if not comparison.passed:
             raise aws.ScriptError(f"quality gate failed: {'; '.join(comparison.failures())}")
         return 0
@@ -348,15 +361,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return aws.run("train", body)
 
 
-def report(comparison: gate.Comparison, fields: dict, path: Path | None) -> None:
-    markdown = gate.markdown(
-        comparison, f"Model `{fields['model_version']}` from run `{fields['run_id']}`"
-    )
+def report(comparison: gate.Comparison, fields: dict, path: Path | None) -> dict:
+    """Print and summarise the comparison; returns it as the JSON the PR comment reads."""
+    markdown = gate.markdown(comparison, gate.title(fields))
     print(markdown)
     summary.write_step_summary(markdown)
+    evaluation = {**comparison.as_dict(), **fields}
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({**comparison.as_dict(), **fields}, indent=2))
+        path.write_text(json.dumps(evaluation, indent=2))
+    return evaluation
 
 
 if __name__ == "__main__":

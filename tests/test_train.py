@@ -15,7 +15,7 @@ import pytest
 from infra import config, naming
 from infra.training import PUBLISHED_METRICS_KEY, SOURCE_KEY
 from model import train as model_train
-from scripts import aws, events, train
+from scripts import aws, evaluation, events, train
 from tests.codebuild_standin import CodeBuildRunner, StandInCodeBuild
 from tests.lambda_standin import VersionedLambda
 from tests.moto_stack import ACCOUNT, ROOT, build_deployed_stack
@@ -184,6 +184,10 @@ def test_a_push_trains_on_the_runner_publishes_that_run_and_beats_main(
         assert row["delta"] == pytest.approx(0.01 if expected["higher_is_better"][name] else -0.01)
     markdown = summary_file.read_text()
     assert "quality gate passed" in markdown and "▲ better" in markdown
+    # The pull request's comment reads the same comparison back from the branch's bucket.
+    fetched_evaluation = world.tmp / "evaluation.json"
+    assert evaluation.fetch(world.s3, world.stack.client("sts"), "feature/x", fetched_evaluation)
+    assert json.loads(fetched_evaluation.read_text()) == comparison
     # A branch never writes what others compare with.
     published = world.s3.list_objects_v2(
         Bucket=world.stack.names.artifact_bucket, Prefix="published/"
@@ -273,3 +277,12 @@ def test_bad_input_exits_2_and_changes_nothing(world: World, repo: Path, capsys)
     assert exited.value.code == 2
     assert "--timeout-minutes 0 must be in (0, 480]" in capsys.readouterr().err
     assert world.runner.started == []
+
+
+def test_a_branch_not_trained_yet_has_no_evaluation(world: World, capsys) -> None:
+    out = world.tmp / "evaluation.json"
+    assert not evaluation.fetch(world.s3, world.stack.client("sts"), "feature/x", out)
+    assert not out.exists()
+    assert evaluation.main(["--branch", "feature/x", "--output", str(out)]) == 0
+    assert "none yet for branch feature/x" in capsys.readouterr().err
+    assert evaluation.main(["--branch", "bad..name", "--output", str(out)]) == 2

@@ -1,9 +1,10 @@
 """Stand-ins for what the workflows reach and this machine lacks: AWS gaps, GitHub, actions.
 
 - `AwsFront`: an HTTP front for the moto server. It forwards every request, except the
-  two AWS features moto does not have: Lambda Invoke (moto without Docker echoes the
+  AWS features moto does not have: Lambda Invoke (moto without Docker echoes the
   payload) is answered by the real model handler, run in-process as Lambda would run it;
-  API Gateway documentation versions (404 in moto) are kept in memory.
+  API Gateway documentation versions (404 in moto) are kept in memory; CodeBuild builds
+  really run (tests/codebuild_standin.py) instead of reporting success untouched.
 - `GitHubApi`: the issue-comment endpoints of the GitHub REST API, paginated like GitHub,
   recording every request.
 - `action_repos`: git repositories holding composite `action.yml` stand-ins for the
@@ -28,10 +29,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from tests.codebuild_standin import CodeBuildRunner
+
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<function>[^/]+)/invocations$")
 _DOC_VERSIONS = re.compile(r"^/restapis/(?P<api>[^/]+)/documentation/versions(?:/(?P<v>[^/]+))?$")
+_CODEBUILD = "CodeBuild_20161006."
 _HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length", "server", "date"}
 
 
@@ -91,6 +95,7 @@ class AwsFront:
         self.handler = _model_handler()
         self.doc_versions: dict[str, dict[str, dict]] = {}
         self.invocations: list[tuple[str, str]] = []
+        self.codebuild = CodeBuildRunner(moto_endpoint)
         self.lock = threading.Lock()
         front = self
 
@@ -110,6 +115,7 @@ class AwsFront:
         with self.lock:
             self.doc_versions.clear()
             self.invocations.clear()
+        self.codebuild = CodeBuildRunner(self.codebuild.endpoint)
 
     def handle(self, request: _Quiet) -> None:
         path, _, query = request.path.partition("?")
@@ -121,9 +127,12 @@ class AwsFront:
         docs = _DOC_VERSIONS.match(path)
         if docs:
             return self._documentation(request, docs["api"], docs["v"], body)
+        target = request.headers.get("X-Amz-Target", "")
+        if target in {_CODEBUILD + "StartBuild", _CODEBUILD + "BatchGetBuilds"}:
+            return self._codebuild(request, target.removeprefix(_CODEBUILD), body)
         return self._forward(request, body)
 
-    def _forward(self, request: _Quiet, body: bytes) -> None:
+    def _relay(self, request: _Quiet, body: bytes) -> tuple[int, bytes, dict[str, str]]:
         connection = http.client.HTTPConnection(self.moto.hostname, self.moto.port, timeout=60)
         headers = {k: v for k, v in request.headers.items() if k.lower() != "connection"}
         connection.request(request.command, request.path, body=body or None, headers=headers)
@@ -131,7 +140,21 @@ class AwsFront:
         payload = response.read()
         connection.close()
         kept = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}
-        request._send(response.status, payload, kept)
+        return response.status, payload, kept
+
+    def _forward(self, request: _Quiet, body: bytes) -> None:
+        request._send(*self._relay(request, body))
+
+    def _codebuild(self, request: _Quiet, operation: str, body: bytes) -> None:
+        status, payload, headers = self._relay(request, body)
+        if status == 200:
+            answer = json.loads(payload)
+            if operation == "StartBuild":
+                self.codebuild.execute(json.loads(body), answer["build"])
+            else:
+                answer["builds"] = [self.codebuild.amend(b) for b in answer["builds"]]
+            payload = json.dumps(answer).encode()
+        request._send(status, payload, headers)
 
     def _invoke(self, request: _Quiet, function: str, qualifier: str, body: bytes) -> None:
         name = function.rsplit(":", 1)[-1] if function.startswith("arn:") else function

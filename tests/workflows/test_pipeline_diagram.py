@@ -62,7 +62,8 @@ def test_the_diagram_shows_the_gates_in_front_of_traffic_and_release():
     for edge in (
         "push_test --> push_preview",
         "push_preview --> push_deploy",
-        "push_deploy --> push_promote_gate",
+        "push_deploy --> push_train",
+        "push_train --> push_promote_gate",
         "push_promote_gate --> push_promote",
         "push_promote --> push_release_gate",
         "push_release_gate --> push_release",
@@ -83,6 +84,10 @@ def test_sessions_given_through_inputs_are_followed_to_their_value():
         for job in workflow.jobs
     }
     assert jobs["push", "test"].runs == ["nox -s lint tests"]
-    assert jobs["push", "deploy"].runs == ["nox -s deploy", "nox -s smoke", "nox -s events"]
+    assert jobs["push", "deploy"].runs == [
+        "nox -s package", "nox -s deploy", "nox -s smoke", "nox -s events"
+    ]  # fmt: skip
+    assert jobs["push", "train"].runs == ["nox -s package", "nox -s train-remote"]
+    assert jobs["push", "train"].roles == ["deploy"]
     assert jobs["push", "deploy"].roles == ["deploy"]
     assert jobs["pull-request", "comment"].runs == ["python -m scripts.pr_comment"]
