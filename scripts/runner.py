@@ -126,7 +126,10 @@ def wait(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Run:
-    """Poll until the run ends or the timeout passes (then stop it); stream its log tail."""
+    """Poll until the run ends or the timeout passes (then stop it); stream its log tail.
+
+    A loop, not a waiter: boto3 has no CodeBuild waiter, and the log tail is read
+    between polls anyway."""
     progress = progress or Progress("train", total=1)
     deadline = clock() + timeout_seconds
     token: str | None = None

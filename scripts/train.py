@@ -58,8 +58,9 @@ _RUN_IN_DESCRIPTION = re.compile(r"\brun (?P<run>\S+)")
 
 
 def describe(model_version: str, commit: str, run_id: str) -> str:
-    """A version's description: names the commit and the run, so history can answer
-    "which training run is live?" (the run id is kept whole; the version string gives)."""
+    """A version's description: names the commit and the run, so the live version says
+    which training run it serves. The run comes before the model version, so Lambda's
+    256-character limit can only ever cut the latter."""
     text = f"commit {commit[:12]} run {run_id} model {model_version}"
     return text[:DESCRIPTION_MAX]
 
