@@ -47,7 +47,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite (mocks, moto server, property tests); pytest args after --."""
-    _install(session, *DEV)
+    # The model's own libraries too: the tests import the real handler in-process.
+    _install(session, *DEV, "-r", "model/requirements.txt")
     session.run("pytest", *session.posargs)
 
 

@@ -24,6 +24,27 @@ from typing import Any
 from botocore.response import StreamingBody
 
 
+def code_sha(code: bytes) -> str:
+    """Lambda's CodeSha256 of a zip."""
+    return base64.b64encode(hashlib.sha256(code).digest()).decode()
+
+
+def run_handler(code: bytes, event: Any, arn: str) -> Any:
+    """Unzip a function's code and call its handler once, as Lambda would."""
+    with tempfile.TemporaryDirectory() as folder:
+        zipfile.ZipFile(io.BytesIO(code)).extractall(folder)
+        spec = importlib.util.spec_from_file_location(
+            f"lambda_code_{code_sha(code)[:8]}", Path(folder) / "handler.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, folder)  # the packaged dependencies, as Lambda's /var/task
+        try:
+            spec.loader.exec_module(module)
+            return module.handler(event, SimpleNamespace(invoked_function_arn=arn))
+        finally:
+            sys.path.remove(folder)
+
+
 class VersionedLambda:
     def __init__(self, client: Any, s3: Any) -> None:
         self._client = client
@@ -38,7 +59,7 @@ class VersionedLambda:
             code = body.read()
         else:
             code = params["ZipFile"]
-        self.code[base64.b64encode(hashlib.sha256(code).digest()).decode()] = code
+        self.code[code_sha(code)] = code
         return self._client.update_function_code(**params)
 
     def invoke(self, **params: Any) -> dict:
@@ -48,23 +69,10 @@ class VersionedLambda:
         )
         code = self.code[configuration["CodeSha256"]]
         self.invoked.append((function, configuration["Version"]))
-        with tempfile.TemporaryDirectory() as folder:
-            zipfile.ZipFile(io.BytesIO(code)).extractall(folder)
-            spec = importlib.util.spec_from_file_location(
-                f"lambda_version_{configuration['Version']}", Path(folder) / "handler.py"
-            )
-            module = importlib.util.module_from_spec(spec)
-            sys.path.insert(0, folder)  # the packaged dependencies, as Lambda's /var/task
-            try:
-                spec.loader.exec_module(module)
-                arn = configuration["FunctionArn"]
-                if not arn.endswith(f":{qualifier}"):
-                    arn = f"{arn}:{qualifier}"
-                result = module.handler(
-                    json.loads(params["Payload"]), SimpleNamespace(invoked_function_arn=arn)
-                )
-            finally:
-                sys.path.remove(folder)
+        arn = configuration["FunctionArn"]
+        if not arn.endswith(f":{qualifier}"):
+            arn = f"{arn}:{qualifier}"
+        result = run_handler(code, json.loads(params["Payload"]), arn)
         raw = json.dumps(result).encode()
         return {
             "StatusCode": 200,

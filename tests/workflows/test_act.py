@@ -8,7 +8,9 @@ moto, and the artifacts handed from job to job.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
 import pytest
 
@@ -130,7 +132,16 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
     assert act.aws.codebuild.outcomes[run_id].status == "SUCCEEDED"
     assert train.run_of(trained["Description"]) == run_id
     assert run.outputs("train")["version"] == "3"
-    assert (stack.names.model_function, "3") in act.aws.invocations
+    # Its smoke check ran version 3's own code: the handler with the run's artifact.
+    (_, _, sha) = next(r for r in act.aws.code_runs if r[:2] == (stack.names.model_function, "3"))
+    assert trained["CodeSha256"] == sha
+    package = zipfile.ZipFile(io.BytesIO(act.aws.code[sha]))
+    run_artifact = (
+        stack.client("s3")
+        .get_object(Bucket=stack.names.artifact_bucket, Key=f"runs/{run_id}/model.json")["Body"]
+        .read()
+    )
+    assert package.read("model.json") == run_artifact
     alias = lam.get_alias(FunctionName=stack.names.model_function, Name="live")
     assert alias["FunctionVersion"] == "3"
     assert not alias.get("RoutingConfig", {}).get("AdditionalVersionWeights")
