@@ -33,9 +33,14 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+MIB = 1024 * 1024
+
+
 def largest(folder: Path, count: int = 5) -> list[tuple[str, int]]:
     sizes = [
-        (p.name, folder_bytes(p) if p.is_dir() else p.stat().st_size) for p in folder.iterdir()
+        (p.name, folder_bytes(p) if p.is_dir() else p.stat().st_size)
+        for p in folder.iterdir()
+        if p.name != packaging.MANIFEST
     ]
     return sorted(sizes, key=lambda item: -item[1])[:count]
 
@@ -95,9 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     folder, total = package(args.root, args.architecture)
     limit = packaging.UNZIPPED_LIMIT_BYTES
-    rows = [["unzipped, handler included", f"{total / 1e6:.2f} MB of {limit / 1e6:.0f} MB"]]
+    rows = [["unzipped, handler included", f"{total / MIB:.2f} MiB of {limit / MIB:.0f} MiB"]]
     if folder is not None:
-        rows += [[f"largest: {name}", f"{size / 1e6:.1f} MB"] for name, size in largest(folder)]
+        rows += [[f"largest: {name}", f"{size / MIB:.1f} MiB"] for name, size in largest(folder)]
     markdown = "\n".join(
         [
             f"### Model package: {len(packaging.requirements(args.root))} requirement(s)",
@@ -110,8 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if total > limit:
         biggest = ", ".join(name for name, _ in largest(folder)) if folder else "the handler"
         print(
-            f"package: {total / 1e6:.1f} MB unzipped is over Lambda's {limit / 1e6:.0f} MB limit; "
-            f"largest: {biggest}. Trim {packaging.REQUIREMENTS} or serve from a container image",
+            f"package: {total / MIB:.1f} MiB unzipped is over Lambda's "
+            f"{limit / MIB:.0f} MiB limit; largest: {biggest}. "
+            f"Trim {packaging.REQUIREMENTS} or serve from a container image",
             file=sys.stderr,
         )
         return 1
