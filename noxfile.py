@@ -48,7 +48,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite (mocks, moto server, property tests); pytest args after --."""
-    _install(session, *DEV)
+    # The model's own libraries too: the tests import the real handler in-process.
+    _install(session, *DEV, "-r", "model/requirements.txt")
     session.run("pytest", *session.posargs)
 
 
@@ -57,6 +58,24 @@ def bench(session: nox.Session) -> None:
     """Benchmarks beside their floors; exit 1 names each missed target: -- [--only N] [--quick]."""
     _install(session, *DEV, "uv==0.13.9")
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def train(session: nox.Session) -> None:
+    """Train and evaluate the model offline on the shipped dataset; refresh the served artifact."""
+    # Stdlib-only training needs no install; a model with requirements gets them here.
+    _install(session, "-r", "model/requirements.txt")
+    session.run(
+        "python", "-m", "model.train", "--serve", "infra/handlers/model/model.json",
+        *session.posargs,
+    )  # fmt: skip
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Package model/requirements.txt as Lambda-platform wheels; check the 250 MB limit."""
+    _install(session, *RUNTIME, "uv==0.13.9")
+    session.run("python", "-m", "scripts.package", *session.posargs)
 
 
 @nox.session
@@ -143,6 +162,18 @@ _SCRIPT_SESSIONS = {
         [],
         "--version vN (--outputs FILE | --branch NAME)",
         "Release an API major version: new deployment on its stage, documentation version.",
+    ),
+    "train-remote": (
+        "scripts.train",
+        [],
+        "(--outputs FILE | --branch NAME) [--commit SHA] [--timeout-minutes N] [--outputs-out F]",
+        "Train on the branch's runner, publish the run's model version, apply the quality gate.",
+    ),
+    "evaluation": (
+        "scripts.evaluation",
+        [],
+        "--branch NAME --output FILE",
+        "Fetch a branch's latest model evaluation (its metrics against the default branch's).",
     ),
     "events": (
         "scripts.events",

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pulumi
 import pulumi_aws as aws
 
-from infra import config, naming
+from infra import config, naming, packaging
 from infra.components.api import ApiVersions, ApiVersionsArgs
 from infra.components.api_logging import ApiGatewayLogging, ApiGatewayLoggingArgs
 from infra.components.canary import CanaryDeployment, CanaryDeploymentArgs
@@ -92,6 +92,10 @@ def build_branch(settings: config.Settings) -> None:
     boundary = shared.require_output(
         "protected_role_boundary_arn" if stack.protected else "role_boundary_arn"
     )
+    try:
+        model_dependencies = packaging.dependencies_dir(config.REPO_ROOT)
+    except packaging.PackagingError as error:
+        raise config.ConfigError(str(error)) from None
 
     testing = ModelTesting(
         "model-testing",
@@ -109,6 +113,7 @@ def build_branch(settings: config.Settings) -> None:
             image=settings.training_image,
             command=settings.training_command,
             log_retention_days=settings.log_retention_days,
+            run_retention_days=settings.training_run_retention_days,
             codeartifact_domain=shared.require_output("codeartifact_domain"),
             codeartifact_domain_owner=shared.require_output("codeartifact_domain_owner"),
             codeartifact_domain_arn=shared.require_output("codeartifact_domain_arn"),
@@ -157,6 +162,7 @@ def build_branch(settings: config.Settings) -> None:
             deployment_config=settings.canary_deployment_config,
             error_threshold=settings.alarm_error_threshold,
             permissions_boundary=boundary,
+            dependencies_dir=model_dependencies,
             **lambda_sizing,
         ),
         opts,

@@ -88,6 +88,10 @@ class Settings:
     training_compute_type: str
     training_image: str
     training_command: str
+    training_run_retention_days: int
+    # metric -> {"min"/"max": bound, "maxRegression": worst allowed change against the
+    # default branch}; see docs/model.md.
+    quality_gate: Mapping[str, Mapping[str, float]]
     stack_ttl_hours: int
     github_repository: str
     create_oidc_provider: bool
@@ -222,6 +226,36 @@ def _promotion_steps(key: str, value: object) -> tuple[int, ...]:
     return tuple(items)
 
 
+GATE_RULES = ("min", "max", "maxRegression")
+
+
+def _quality_gate(key: str, value: object) -> dict[str, dict[str, float]]:
+    valid = (
+        'a mapping of metric name to rules, e.g. {"auc": {"min": 0.7, "maxRegression": 0.02}}; '
+        f"rules: {', '.join(GATE_RULES)} (numbers; maxRegression >= 0)"
+    )
+    gate = _as_json(key, value, valid)
+    if not isinstance(gate, Mapping):
+        raise _fail(key, value, valid)
+    parsed: dict[str, dict[str, float]] = {}
+    for metric, rules in gate.items():
+        if (
+            not isinstance(metric, str)
+            or not metric
+            or not isinstance(rules, Mapping)
+            or not rules
+            or any(rule not in GATE_RULES for rule in rules)
+            or any(
+                isinstance(bound, bool) or not isinstance(bound, int | float)
+                for bound in rules.values()
+            )
+            or rules.get("maxRegression", 0) < 0
+        ):
+            raise _fail(key, value, f"{valid}; metric {metric!r} breaks that")
+        parsed[metric] = {rule: float(bound) for rule, bound in rules.items()}
+    return parsed
+
+
 def _project(key: str, value: object) -> str:
     try:
         naming.check_project(str(value))
@@ -253,6 +287,8 @@ _PARSERS: Mapping[str, Callable[[str, object], Any]] = {
     "training_compute_type": _choice(TRAINING_COMPUTE_TYPES),
     "training_image": _text,
     "training_command": _text,
+    "training_run_retention_days": _int(1, 3650),
+    "quality_gate": _quality_gate,
     "stack_ttl_hours": _int(1, 24 * 365),
     "github_repository": lambda key, value: (
         ""

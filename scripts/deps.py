@@ -16,7 +16,7 @@ The token never reaches stderr or the step summary; on GitHub Actions it is
 masked (`::add-mask::`) before anything else is printed.
 
 `publish` uploads infra/handlers/model/ as the generic package
-`<project>/model`, version `model_version` from weights.json. Versions are
+`<project>/model`, version `model_version` from the trained model.json. Versions are
 immutable: publishing the same content again is a no-op, different content
 under a published version is refused.
 """
@@ -250,13 +250,13 @@ def check_version(version: str) -> str:
 
 
 def model_version(model_dir: Path = MODEL_DIR) -> str:
-    weights = model_dir / "weights.json"
+    artifact = model_dir / "model.json"
     try:
-        value = json.loads(weights.read_text(encoding="utf-8")).get("model_version")
+        value = json.loads(artifact.read_text(encoding="utf-8")).get("model_version")
     except (OSError, json.JSONDecodeError, AttributeError) as error:
-        raise aws.UsageError(f"cannot read model_version from {weights}: {error}") from None
+        raise aws.UsageError(f"cannot read model_version from {artifact}: {error}") from None
     if not isinstance(value, str):
-        raise aws.UsageError(f'{weights} needs a string model_version, e.g. "1.0.0"')
+        raise aws.UsageError(f'{artifact} needs a string model_version, e.g. "1.0.0"')
     return value
 
 
@@ -349,7 +349,7 @@ def publish(
         raise aws.ScriptError(
             f"{doing}: version {version} is already published with different content "
             f"(asset {asset.name}: {existing or 'absent'}, ours: {asset.sha256}); package "
-            "versions are immutable: bump model_version in infra/handlers/model/weights.json"
+            "versions are immutable: bump model_version in model/spec.json and run nox -s train"
         ) from None
     return {
         "status": response.get("status", "Published"),
@@ -391,7 +391,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     publish_parser = verbs.add_parser("publish", help="publish the model as a generic package")
     publish_parser.add_argument(
-        "--version", help="package version (default: model_version in weights.json)"
+        "--version", help="package version (default: model_version in model.json)"
     )
     for sub in (login_parser, publish_parser):
         source = sub.add_mutually_exclusive_group(required=True)

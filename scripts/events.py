@@ -7,7 +7,7 @@
     python -m scripts.events dlq --outputs F [--redrive]
 
 Every other verb emits through `emit`, so the history of a model (trained,
-deployed, canary-started, promoted, rolled-back, released) lives in one place:
+evaluated, deployed, canary-started, promoted, rolled-back, released) lives in one place:
 the branch's event bus, archived for replay and stored by the processor
 Lambda in the append-only S3 event store.
 """
@@ -171,6 +171,8 @@ def fold(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "previous_version": None,
         "candidate_version": None,
         "releases": {},
+        # version -> the training run it serves (scripts.train publishes one per run)
+        "runs": {},
         "last_event": None,
     }
     for event in events:
@@ -186,6 +188,8 @@ def fold(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         elif kind == "rolled-back":
             state["live_version"] = detail["to_version"]
             state["previous_version"] = None
+        elif kind == "trained":
+            state["runs"][detail["version"]] = detail["run_id"]
         elif kind == "released":
             state["releases"][detail["api_version"]] = {
                 "stage": detail["stage"],
@@ -193,6 +197,7 @@ def fold(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 "model_version": detail["version"],
             }
         state["last_event"] = f"{kind} at {detail.get('at', event['time'])}"
+    state["live_run"] = state["runs"].get(state["live_version"])
     return state
 
 

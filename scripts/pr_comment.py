@@ -2,10 +2,12 @@
 
     python -m scripts.pr_comment --branch NAME [--stack SLUG] --output FILE
         [--outcome success|failure|cancelled|skipped] [--pr N] [--repo OWNER/NAME]
-        [--sha SHA] [--run-url URL] [--body-file PATH] [--dry-run]
+        [--sha SHA] [--run-url URL] [--cost FILE] [--evaluation FILE] [--body-file PATH]
+        [--dry-run]
 
 The body starts with a hidden marker naming the stack (`<!-- mlship:preview:STACK -->`),
-then a summary (outcome, the resource changes Pulumi counted, commit, run), then the
+then a summary (outcome, the resource changes Pulumi counted, commit, run, the cost, the
+branch's model metrics against the default branch's with their deltas), then the
 preview's output in a collapsed block. GitHub refuses a comment over 65,536 characters:
 the output is cut to fit, the summary always comes first, and the comment says what was
 cut. The same body goes to the job's step summary.
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import naming
-from scripts import summary
+from scripts import gate, summary
 
 MAX_BODY = 65_536  # GitHub: "body is too long (maximum is 65536 characters)"
 MARKER_PREFIX = "mlship:preview:"
@@ -99,6 +101,7 @@ def build_summary(
     sha: str = "",
     run_url: str = "",
     cost: str = "",
+    evaluation: str = "",
 ) -> str:
     lines = [f"### Pulumi preview of {code(stack)}: {OUTCOMES.get(outcome, outcome)}", ""]
     facts = [f"branch {code(branch)}"]
@@ -114,7 +117,21 @@ def build_summary(
         lines += ["Pulumi printed no resource counts.", ""]
     if cost.strip():
         lines += [cost.strip(), ""]
+    lines += [_evaluation(evaluation), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _evaluation(text: str) -> str:
+    """The branch's model against the default branch's, as its last training run saw it."""
+    if not text.strip():
+        return "_No training run of this branch yet: push it to train and compare its model._"
+    try:
+        data = json.loads(text)
+        comparison = gate.load(text)
+    except (ValueError, TypeError, AttributeError) as error:
+        return f"_The latest evaluation could not be read: {error}_"
+    commit = str(data.get("commit") or "")[:12]
+    return f"{gate.markdown(comparison, gate.title(data))}\n\nTrained from commit {code(commit)}."
 
 
 def _fence(text: str) -> str:
@@ -288,6 +305,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--cost", type=Path, help="the cost estimate to carry (`scripts.cost --format comment`)"
     )
+    parser.add_argument(
+        "--evaluation",
+        type=Path,
+        help="the branch's latest model evaluation (`scripts.evaluation`), shown as a table",
+    )
     parser.add_argument("--body-file", type=Path, help="also write the body here")
     parser.add_argument("--dry-run", action="store_true", help="print the body; post nothing")
     return parser.parse_args(argv)
@@ -315,6 +337,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         run_url=args.run_url,
         # A missing estimate (the step failed) leaves the comment without one.
         cost=args.cost.read_text(encoding="utf-8") if args.cost and args.cost.is_file() else "",
+        # Likewise a branch never trained, or a fetch that failed: the comment says so.
+        evaluation=args.evaluation.read_text(encoding="utf-8")
+        if args.evaluation and args.evaluation.is_file()
+        else "",
     )
     body = build_body(stack, summary_text, output)
     summary.write_step_summary(body)

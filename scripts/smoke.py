@@ -24,7 +24,7 @@ from scripts import aws, outputs, summary
 from scripts.progress import Progress
 from scripts.promote import require_version
 
-WEIGHTS_FILE = Path(__file__).resolve().parent.parent / "infra/handlers/model/weights.json"
+MODEL_FILE = Path(__file__).resolve().parent.parent / "infra/handlers/model/model.json"
 # Values a customer of the churn model typically has; a feature a retrained model adds
 # gets a neutral 1.0, so the rows stay valid whatever the features are.
 TYPICAL_ROWS: tuple[Mapping[str, float], ...] = (
@@ -68,7 +68,7 @@ class SmokeReport:
         return [f"{c.name}: {c.detail}" for c in self.checks if not c.ok]
 
 
-def model_features(path: Path = WEIGHTS_FILE) -> list[str]:
+def model_features(path: Path = MODEL_FILE) -> list[str]:
     try:
         features = json.loads(path.read_text())["features"]
     except (OSError, ValueError, KeyError) as error:

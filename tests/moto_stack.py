@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import config, naming
+from infra.components import model_testing
 from scripts import events, outputs
 from scripts.aws import client
 
@@ -132,6 +133,27 @@ def build_deployed_stack(branch: str) -> DeployedStack:
     for bucket in (names.artifact_bucket, names.event_store_bucket):
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    # The runner as the program declares it: same buildspec, variables and log group.
+    result.client("codebuild").create_project(
+        name=names.training_project,
+        source={
+            "type": "S3",
+            "location": f"{names.artifact_bucket}/{model_testing.SOURCE_KEY}",
+            "buildspec": model_testing.buildspec(settings.training_command),
+        },
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={
+            "type": "LINUX_CONTAINER",
+            "computeType": settings.training_compute_type,
+            "image": settings.training_image,
+            "environmentVariables": [
+                {"name": "ARTIFACT_BUCKET", "value": names.artifact_bucket, "type": "PLAINTEXT"},
+                {"name": "BRANCH", "value": stack.branch, "type": "PLAINTEXT"},
+            ],
+        },
+        serviceRole=f"arn:aws:iam::{ACCOUNT}:role/{names.training_role}",
+        logsConfig={"cloudWatchLogs": {"status": "ENABLED", "groupName": names.training_log_group}},
+    )
 
     source = naming.event_source(settings.project)
     bus_arn = events.create_event_bus(Name=names.event_bus)["EventBusArn"]

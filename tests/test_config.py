@@ -30,6 +30,7 @@ def test_defaults_are_valid_and_cheap() -> None:
     assert settings.canary_deployment_config in config.CANARY_DEPLOYMENT_CONFIGS
     assert settings.promotion_steps[-1] == 100
     assert settings.branch == ""
+    assert settings.quality_gate and all(settings.quality_gate.values())
 
 
 def test_values_arrive_as_the_cli_gives_them_strings_and_json() -> None:
@@ -82,6 +83,12 @@ def test_stack_file_overrides_project_defaults(tmp_path: Path) -> None:
         ("defaultBranch", "", "empty"),
         ("aws:region", "mars-1", "us-east-1"),
         ("stackTtlHours", "0", "from 1 to 8760"),
+        ("trainingRunRetentionDays", "0", "from 1 to 3650"),
+        ("qualityGate", "[]", "a mapping of metric name to rules"),
+        ("qualityGate", '{"auc": {"minimum": 0.7}}', "metric 'auc' breaks that"),
+        ("qualityGate", '{"auc": {"min": "high"}}', "rules: min, max, maxRegression"),
+        ("qualityGate", '{"auc": {"maxRegression": -0.1}}', "maxRegression >= 0"),
+        ("qualityGate", '{"auc": {}}', "metric 'auc' breaks that"),
     ],
 )
 def test_a_bad_value_names_key_value_and_what_is_valid(key: str, value: object, valid: str) -> None:

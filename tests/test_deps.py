@@ -41,7 +41,7 @@ SHARED = {
     ),
 }
 WHERE = {"domain": "mlship", "domainOwner": "123456789012", "repository": "mlship-ml"}
-VERSION = json.loads((deps.MODEL_DIR / "weights.json").read_text())["model_version"]
+VERSION = json.loads((deps.MODEL_DIR / "model.json").read_text())["model_version"]
 
 
 @pytest.fixture
@@ -333,7 +333,7 @@ def _assets_params(version: str = VERSION) -> dict:
     }
 
 
-def test_publish_uploads_the_model_directory_as_the_weights_version(
+def test_publish_uploads_the_model_directory_as_the_artifact_version(
     codeartifact, shared_outputs: Path, step_summary: Path, capsys
 ) -> None:
     asset = deps.build_asset(VERSION)
@@ -359,7 +359,7 @@ def test_publish_uploads_the_model_directory_as_the_weights_version(
     assert f"Published `mlship/model` {VERSION} to `mlship/mlship-ml`" in out
     assert asset.sha256 in step_summary.read_text()
     with zipfile.ZipFile(io.BytesIO(asset.content)) as archive:
-        assert archive.namelist() == ["handler.py", "weights.json"]
+        assert archive.namelist() == ["handler.py", "model.json"]
         for info in archive.infolist():
             assert info.date_time == (1980, 1, 1, 0, 0, 0)
             assert archive.read(info) == (deps.MODEL_DIR / info.filename).read_bytes()
@@ -411,7 +411,7 @@ def test_republishing_different_content_under_a_version_is_refused(
     assert deps.main(["publish", "--outputs", str(shared_outputs)]) == 1
     err = capsys.readouterr().err
     assert f"version {VERSION} is already published with different content" in err
-    assert "bump model_version in infra/handlers/model/weights.json" in err
+    assert "bump model_version in model/spec.json" in err
 
 
 def test_publish_to_a_missing_repository_points_at_the_shared_stack(
@@ -461,17 +461,17 @@ def test_the_asset_depends_only_on_source_names_and_contents(tmp_path: Path) -> 
     model = tmp_path / "model"
     (model / "__pycache__").mkdir(parents=True)
     (model / "handler.py").write_text("print('hi')\n")
-    (model / "weights.json").write_text('{"model_version": "3.1"}')
+    (model / "model.json").write_text('{"model_version": "3.1"}')
     (model / "__pycache__" / "handler.cpython-311.pyc").write_bytes(b"\0")
     (model / "stale.pyc").write_bytes(b"\0")
     (model / ".DS_Store").write_bytes(b"\0")
     first = deps.build_asset("3.1", model)
     os.utime(model / "handler.py", (0, 0))
-    (model / "weights.json").chmod(0o600)
+    (model / "model.json").chmod(0o600)
     second = deps.build_asset("3.1", model)
     assert first == second
-    assert first.files == ("handler.py", "weights.json")
+    assert first.files == ("handler.py", "model.json")
     assert deps.model_version(model) == "3.1"
-    (model / "weights.json").write_text("{}")
+    (model / "model.json").write_text("{}")
     with pytest.raises(aws.UsageError, match="needs a string model_version"):
         deps.model_version(model)

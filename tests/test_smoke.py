@@ -95,7 +95,7 @@ def _outputs(tmp_path: Path) -> Path:
 
 
 def test_samples_are_typical_rows_of_exactly_the_model_features() -> None:
-    features = json.loads((ROOT / "infra/handlers/model/weights.json").read_text())["features"]
+    features = json.loads(smoke.MODEL_FILE.read_text())["features"]
     samples = smoke.sample_instances(smoke.model_features())
     assert len(samples) == 3
     assert all(sorted(row) == sorted(features) for row in samples)
@@ -116,7 +116,8 @@ def test_a_healthy_candidate_passes(lambda_client) -> None:
         stub.assert_no_pending_responses()
     assert report.ok, report.failures()
     assert [c.name for c in report.checks] == ["3 typical rows", "bad request is refused"]
-    assert report.checks[0].detail == "model 1.0.0: 3 predictions in shape"
+    version = json.loads(smoke.MODEL_FILE.read_text())["model_version"]
+    assert report.checks[0].detail == f"model {version}: 3 predictions in shape"
     assert report.checks[1].detail.startswith("400: instances[0]: feature 'no_such_feature'")
 
 
@@ -141,7 +142,7 @@ def _raise(case: str, body: dict, meta: dict) -> None:
     if case == "typical":
         meta["FunctionError"] = "Unhandled"
         body.clear()
-        body.update({"errorMessage": "weights.json is invalid", "errorType": "RuntimeError"})
+        body.update({"errorMessage": "model.json is invalid", "errorType": "RuntimeError"})
 
 
 def _score_out_of_range(case: str, body: dict, meta: dict) -> None:
@@ -173,7 +174,7 @@ def _bad_request_accepted(case: str, body: dict, meta: dict) -> None:
     ("tamper", "reason"),
     [
         (_drop_prediction, "3 typical rows: expected 'predictions' as a list of 3"),
-        (_raise, "the function raised (Unhandled): weights.json is invalid"),
+        (_raise, "the function raised (Unhandled): model.json is invalid"),
         (_score_out_of_range, "predictions[0].score is not a number in [0, 1]: 1.5"),
         (_label_not_bool, "predictions[2].label is not a boolean: 'yes'"),
         (_no_model_version, "'model_version' is not a string: None"),

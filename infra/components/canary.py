@@ -60,6 +60,8 @@ class CanaryDeploymentArgs:
     log_retention_days: int
     # The shared stack's role boundary; every role the component makes carries it.
     permissions_boundary: pulumi.Input[str] | None = None
+    # The model's packaged dependencies (infra.packaging), None when it needs none.
+    dependencies_dir: Path | None = None
 
 
 class CanaryDeployment(pulumi.ComponentResource):
@@ -90,7 +92,13 @@ class CanaryDeployment(pulumi.ComponentResource):
                 publish=True,
                 environment={"MODEL_ALIAS": args.alias_name},
                 permissions_boundary=args.permissions_boundary,
+                dependencies_dir=args.dependencies_dir,
             ),
+            # The code Pulumi ships is the repository's model.json (`nox -s train`); each
+            # push's training run then publishes a version with its own artifact
+            # (scripts.train), which promote moves traffic to. Pulumi does not read back
+            # code it did not write, so a later `up` changes the code only when the
+            # handler, the local artifact or the dependencies change in git.
             opts=child(self),
         )
         self.function = model.function

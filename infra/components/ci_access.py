@@ -727,7 +727,15 @@ def _boundary_statements(args: CiAccessArgs) -> list[dict[str, Any]]:
             ],
         ),
         statement(
-            ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket"],
+            [
+                "s3:GetObject",
+                "s3:GetObjectVersion",
+                "s3:PutObject",
+                "s3:ListBucket",
+                # The training runner's source-bucket check (CodeBuild reference policy).
+                "s3:GetBucketAcl",
+                "s3:GetBucketLocation",
+            ],
             [f"arn:aws:s3:::{p}*", f"arn:aws:s3:::{p}*/*"],
         ),
         statement(["sqs:SendMessage"], [arn("sqs", f"{p}*")]),

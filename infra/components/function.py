@@ -9,23 +9,31 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra import packaging
 from infra.components import type_token
 from infra.components.base import child, service_role, statement
 
 HANDLERS = Path(__file__).resolve().parent.parent / "handlers"
-RUNTIME = "python3.12"
+RUNTIME = f"python{packaging.LAMBDA_PYTHON}"
 
 
-def source_archive(source: Path) -> pulumi.AssetArchive:
-    """The handler folder's sources only: bytecode caches would change the code hash per
-    machine, and a deploy would then refuse the plan its preview saved."""
-    return pulumi.AssetArchive(
-        {
-            path.relative_to(source).as_posix(): pulumi.FileAsset(str(path))
-            for path in sorted(source.rglob("*"))
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
-        }
-    )
+def _files(folder: Path) -> dict[str, pulumi.FileAsset]:
+    return {
+        path.relative_to(folder).as_posix(): pulumi.FileAsset(str(path))
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and path.suffix != ".pyc"
+        and path.name != packaging.MANIFEST
+    }
+
+
+def source_archive(source: Path, dependencies: Path | None = None) -> pulumi.AssetArchive:
+    """The handler folder's sources, beside the packaged dependencies when there are any.
+
+    No bytecode caches: they would change the code hash per machine, and a deploy would
+    then refuse the plan its preview saved. The handler's files win a name clash."""
+    return pulumi.AssetArchive({**(_files(dependencies) if dependencies else {}), **_files(source)})
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class PythonFunctionArgs:
     statements: tuple[dict[str, Any], ...] = ()
     dead_letter_arn: pulumi.Input[str] | None = None
     permissions_boundary: pulumi.Input[str] | None = None
+    # Packaged libraries (scripts.package) shipped beside the handler, at the zip's root.
+    dependencies_dir: Path | None = None
 
 
 class PythonFunction(pulumi.ComponentResource):
@@ -88,7 +98,7 @@ class PythonFunction(pulumi.ComponentResource):
             role=self.role.arn,
             runtime=RUNTIME,
             handler="handler.handler",
-            code=source_archive(source),
+            code=source_archive(source, args.dependencies_dir),
             memory_size=args.memory_mb,
             timeout=args.timeout_seconds,
             publish=args.publish,

@@ -11,13 +11,16 @@ import yaml
 from infra.components import type_token
 from infra.components.base import child, service_role, statement
 from infra.components.storage import SecureBucket, SecureBucketArgs
+from infra.training import (
+    BUILD_TIMEOUT_MINUTES,
+    DATASETS_PREFIX,
+    MODEL_REQUIREMENTS,
+    RESULTS_DIR,
+    RUNS_PREFIX,
+    SOURCE_KEY,
+    SOURCE_PREFIX,
+)
 
-# Where `scripts` and the buildspec meet in the artifact bucket.
-SOURCE_KEY = "source/source.zip"
-SOURCE_PREFIX = "source/"
-RUNS_PREFIX = "runs/"
-RESULTS_DIR = "results"
-BUILD_TIMEOUT_MINUTES = 60
 CODEARTIFACT_LOGIN = (
     "aws codeartifact login --tool pip --domain $CODEARTIFACT_DOMAIN"
     " --domain-owner $CODEARTIFACT_DOMAIN_OWNER --repository $CODEARTIFACT_REPOSITORY"
@@ -42,6 +45,8 @@ class ModelTestingArgs:
     image: str
     command: str
     log_retention_days: int
+    # Old runs and overwritten objects expire, so a protected stack's bucket stays bounded.
+    run_retention_days: int
     codeartifact_domain: pulumi.Input[str]
     codeartifact_domain_owner: pulumi.Input[str]
     codeartifact_domain_arn: pulumi.Input[str]
@@ -52,12 +57,15 @@ class ModelTestingArgs:
 
 
 def buildspec(command: str) -> str:
-    """The runner's buildspec: pip through CodeArtifact, run the command, keep its results."""
+    """The runner's buildspec: the model's requirements through CodeArtifact, run the command
+    (by default the training entry point), keep its results."""
     document = {
         "version": 0.2,
         "env": {"shell": "bash"},
         "phases": {
-            "install": {"commands": [CODEARTIFACT_LOGIN, "pip install -r requirements.txt"]},
+            "install": {
+                "commands": [CODEARTIFACT_LOGIN, f"pip install -r {MODEL_REQUIREMENTS}"],
+            },
             "build": {"commands": [command]},
             # post_build runs after a failed build too, so a failing test run
             # still leaves its reports; a run that wrote none uploads nothing.
@@ -91,6 +99,7 @@ class ModelTesting(pulumi.ComponentResource):
             opts=child(self),
         ).bucket
         bucket_arn = self.bucket.arn
+        self._expire_old_objects(name, args)
 
         # CodeBuild's own default log group name, created here so retention
         # applies and destroy removes it.
@@ -112,12 +121,18 @@ class ModelTesting(pulumi.ComponentResource):
                     ["logs:CreateLogStream", "logs:PutLogEvents"],
                     [self.log_group.arn.apply(lambda arn: f"{arn}:*")],
                 ),
-                # GetObjectVersion: a run may pin the exact upload it was
+                # GetObjectVersion: a run pins the exact upload it was
                 # started for (start_build sourceVersion).
                 statement(
                     ["s3:GetObject", "s3:GetObjectVersion"],
-                    [bucket_arn.apply(lambda arn: f"{arn}/{SOURCE_PREFIX}*")],
+                    [
+                        bucket_arn.apply(lambda arn: f"{arn}/{SOURCE_PREFIX}*"),
+                        bucket_arn.apply(lambda arn: f"{arn}/{DATASETS_PREFIX}*"),
+                    ],
                 ),
+                # CodeBuild checks the source bucket's identity before it reads
+                # (AWS's reference service-role policy grants these two).
+                statement(["s3:GetBucketAcl", "s3:GetBucketLocation"], [bucket_arn]),
                 statement(
                     ["s3:PutObject"],
                     [bucket_arn.apply(lambda arn: f"{arn}/{RUNS_PREFIX}*")],
@@ -225,4 +240,33 @@ class ModelTesting(pulumi.ComponentResource):
                 "sagemaker_role": self.sagemaker_role.arn,
                 "notebook": self.notebook.name if self.notebook else None,
             }
+        )
+
+    def _expire_old_objects(self, name: str, args: ModelTestingArgs) -> None:
+        days = args.run_retention_days
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-artifacts-lifecycle",
+            bucket=self.bucket.id,
+            rules=[
+                # Every upload of the source and every republished metrics file
+                # leaves a noncurrent version behind.
+                {
+                    "id": "expire-noncurrent-versions",
+                    "status": "Enabled",
+                    "filter": {},
+                    "noncurrent_version_expiration": {"noncurrent_days": days},
+                    "expiration": {"expired_object_delete_marker": True},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+                },
+                # A run's results; the live version's run is older than this only
+                # when nothing was trained for that long, and its artifact lives on
+                # in the Lambda version that serves it.
+                {
+                    "id": "expire-old-runs",
+                    "status": "Enabled",
+                    "filter": {"prefix": RUNS_PREFIX},
+                    "expiration": {"days": days},
+                },
+            ],
+            opts=child(self),
         )

@@ -1,9 +1,11 @@
 """Stand-ins for what the workflows reach and this machine lacks: AWS gaps, GitHub, actions.
 
 - `AwsFront`: an HTTP front for the moto server. It forwards every request, except the
-  two AWS features moto does not have: Lambda Invoke (moto without Docker echoes the
-  payload) is answered by the real model handler, run in-process as Lambda would run it;
-  API Gateway documentation versions (404 in moto) are kept in memory.
+  AWS features moto does not have: Lambda Invoke (moto without Docker echoes the
+  payload) is answered by the real model handler, run in-process as Lambda would run it
+  (a version whose code came through UpdateFunctionCode from S3 runs that very code);
+  API Gateway documentation versions (404 in moto) are kept in memory; CodeBuild builds
+  really run (tests/codebuild_standin.py) instead of reporting success untouched.
 - `GitHubApi`: the issue-comment endpoints of the GitHub REST API, paginated like GitHub,
   recording every request.
 - `action_repos`: git repositories holding composite `action.yml` stand-ins for the
@@ -28,10 +30,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from tests.codebuild_standin import CodeBuildRunner
+from tests.lambda_standin import code_sha, run_handler
+
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<function>[^/]+)/invocations$")
 _DOC_VERSIONS = re.compile(r"^/restapis/(?P<api>[^/]+)/documentation/versions(?:/(?P<v>[^/]+))?$")
+_CODE = re.compile(r"^/2015-03-31/functions/[^/]+/code$")
+_CODEBUILD = "CodeBuild_20161006."
 _HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length", "server", "date"}
 
 
@@ -91,6 +98,10 @@ class AwsFront:
         self.handler = _model_handler()
         self.doc_versions: dict[str, dict[str, dict]] = {}
         self.invocations: list[tuple[str, str]] = []
+        self.codebuild = CodeBuildRunner(moto_endpoint)
+        # CodeSha256 -> zip, for code uploaded through S3 (what scripts.train publishes).
+        self.code: dict[str, bytes] = {}
+        self.code_runs: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
         front = self
 
@@ -110,6 +121,9 @@ class AwsFront:
         with self.lock:
             self.doc_versions.clear()
             self.invocations.clear()
+            self.code.clear()
+            self.code_runs.clear()
+        self.codebuild = CodeBuildRunner(self.codebuild.endpoint)
 
     def handle(self, request: _Quiet) -> None:
         path, _, query = request.path.partition("?")
@@ -118,12 +132,17 @@ class AwsFront:
         if invoke and request.command == "POST":
             qualifier = dict(urllib.parse.parse_qsl(query)).get("Qualifier", "$LATEST")
             return self._invoke(request, urllib.parse.unquote(invoke["function"]), qualifier, body)
+        if _CODE.match(path) and request.command == "PUT":
+            self._remember_code(json.loads(body or b"{}"))
         docs = _DOC_VERSIONS.match(path)
         if docs:
             return self._documentation(request, docs["api"], docs["v"], body)
+        target = request.headers.get("X-Amz-Target", "")
+        if target in {_CODEBUILD + "StartBuild", _CODEBUILD + "BatchGetBuilds"}:
+            return self._codebuild(request, target.removeprefix(_CODEBUILD), body)
         return self._forward(request, body)
 
-    def _forward(self, request: _Quiet, body: bytes) -> None:
+    def _relay(self, request: _Quiet, body: bytes) -> tuple[int, bytes, dict[str, str]]:
         connection = http.client.HTTPConnection(self.moto.hostname, self.moto.port, timeout=60)
         headers = {k: v for k, v in request.headers.items() if k.lower() != "connection"}
         connection.request(request.command, request.path, body=body or None, headers=headers)
@@ -131,7 +150,21 @@ class AwsFront:
         payload = response.read()
         connection.close()
         kept = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}
-        request._send(response.status, payload, kept)
+        return response.status, payload, kept
+
+    def _forward(self, request: _Quiet, body: bytes) -> None:
+        request._send(*self._relay(request, body))
+
+    def _codebuild(self, request: _Quiet, operation: str, body: bytes) -> None:
+        status, payload, headers = self._relay(request, body)
+        if status == 200:
+            answer = json.loads(payload)
+            if operation == "StartBuild":
+                self.codebuild.execute(json.loads(body), answer["build"])
+            else:
+                answer["builds"] = [self.codebuild.amend(b) for b in answer["builds"]]
+            payload = json.dumps(answer).encode()
+        request._send(status, payload, headers)
 
     def _invoke(self, request: _Quiet, function: str, qualifier: str, body: bytes) -> None:
         name = function.rsplit(":", 1)[-1] if function.startswith("arn:") else function
@@ -145,12 +178,36 @@ class AwsFront:
         arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}:{qualifier}"
         context = SimpleNamespace(invoked_function_arn=arn, function_version=version)
         headers = {"X-Amz-Executed-Version": version}
+        sha = self._code_sha(name, version)
         try:
-            result = self.handler(json.loads(body or b"{}"), context)
+            if sha in self.code:
+                with self.lock:
+                    self.code_runs.append((name, version, sha))
+                result = run_handler(self.code[sha], json.loads(body or b"{}"), arn)
+            else:
+                result = self.handler(json.loads(body or b"{}"), context)
         except Exception as error:  # noqa: BLE001 - Lambda reports any error this way
             headers["X-Amz-Function-Error"] = "Unhandled"
             result = {"errorMessage": str(error), "errorType": type(error).__name__}
         request._json(200, result, headers)
+
+    def _code_sha(self, name: str, version: str) -> str:
+        # Through boto3: moto routes an unsigned request by its path, and /2015-03-31/...
+        # would reach its S3.
+        lam = self.codebuild._client("lambda")
+        try:
+            return lam.get_function_configuration(FunctionName=name, Qualifier=version)[
+                "CodeSha256"
+            ]
+        except lam.exceptions.ResourceNotFoundException:
+            return ""
+
+    def _remember_code(self, params: dict) -> None:
+        if "S3Bucket" in params:
+            s3 = self.codebuild._client("s3")
+            code = s3.get_object(Bucket=params["S3Bucket"], Key=params["S3Key"])["Body"].read()
+            with self.lock:
+                self.code[code_sha(code)] = code
 
     def _moto_json(self, method: str, path: str) -> dict:
         connection = http.client.HTTPConnection(self.moto.hostname, self.moto.port, timeout=60)

@@ -9,18 +9,23 @@ moto, and the artifacts handed from job to job.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
 import signal
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from scripts import events, outputs, release
-from tests.moto_stack import build_deployed_stack
+from infra import config, naming
+from infra.training import PUBLISHED_METRICS_KEY
+from scripts import events, outputs, release, train
+from tests import model_packages
+from tests.moto_stack import ACCOUNT, build_deployed_stack
 from tests.workflows.conftest import (
     ACT_TIMEOUT_SECONDS,
     FAILING_SUITE,
@@ -38,7 +43,7 @@ BRANCH = "feature/Fancy_Model"
 # The slug infra.naming gives the branch (README: "Branches, stacks and names");
 # test_static.py checks it, so a naming change fails there, not here obscurely.
 STACK = "feature-fancy-mode-c084cfc5"
-PIPELINE = ["test", "preview", "deploy", "promote", "release"]
+PIPELINE = ["test", "preview", "deploy", "train", "promote", "release"]
 
 pytestmark = pytest.mark.act
 REPOSITORY = {
@@ -74,8 +79,29 @@ def deployed_in_moto(act: Act, branch: str):
     return stack
 
 
+def publish_default_branch_metrics(stack, metrics: dict) -> None:
+    """What the default branch's train job left for other branches to compare with."""
+    settings = config.settings_for_stack(naming.slugify(BRANCH))
+    bucket = train.default_branch_bucket(settings, ACCOUNT)
+    s3 = stack.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=PUBLISHED_METRICS_KEY, Body=json.dumps(metrics))
+
+
+def shipped_metrics(shift: float) -> dict:
+    """The shipped model's metrics, each moved `shift` in its better direction."""
+    metrics = model_packages.shipped().metrics
+    moved = {
+        name: value + shift if metrics["higher_is_better"][name] else value - shift
+        for name, value in metrics["metrics"].items()
+    }
+    return {**metrics, "metrics": moved, "commit": "c0ffee" * 6 + "c0ff", "run_id": "main:1"}
+
+
 def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
     stack = deployed_in_moto(act, BRANCH)
+    # main's model is a little worse than this branch's: the gate lets it through.
+    publish_default_branch_metrics(stack, shipped_metrics(-0.01))
     apigw, lam = stack.client("apigateway"), stack.client("lambda")
     api_id = stack.outputs["api_id"]
     before = {
@@ -114,6 +140,7 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
     assert [(r["job"], r["role"]) for r in run.aws_roles] == [
         ("preview", ROLES["AWS_DEPLOY_ROLE_ARN"]),
         ("deploy", ROLES["AWS_DEPLOY_ROLE_ARN"]),
+        ("train", ROLES["AWS_DEPLOY_ROLE_ARN"]),
         ("promote", ROLES["AWS_PROMOTE_ROLE_ARN"]),
         ("release", ROLES["AWS_PROMOTE_ROLE_ARN"]),
     ]
@@ -125,9 +152,25 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
     assert run.outputs("deploy")["promote"] == "true"
     assert (stack.names.model_function, "2") in act.aws.invocations
 
-    # Promote moved alias live fully onto version 2; release moved only v2's stage.
+    # The runner trained this commit; its run's version (3) was smoke-checked and is the
+    # one promote moved alias live fully onto; release moved only v2's stage.
+    trained = lam.get_function_configuration(FunctionName=stack.names.model_function, Qualifier="3")
+    (run_id,) = act.aws.codebuild.outcomes
+    assert act.aws.codebuild.outcomes[run_id].status == "SUCCEEDED"
+    assert train.run_of(trained["Description"]) == run_id
+    assert run.outputs("train")["version"] == "3"
+    # Its smoke check ran version 3's own code: the handler with the run's artifact.
+    (_, _, sha) = next(r for r in act.aws.code_runs if r[:2] == (stack.names.model_function, "3"))
+    assert trained["CodeSha256"] == sha
+    package = zipfile.ZipFile(io.BytesIO(act.aws.code[sha]))
+    run_artifact = (
+        stack.client("s3")
+        .get_object(Bucket=stack.names.artifact_bucket, Key=f"runs/{run_id}/model.json")["Body"]
+        .read()
+    )
+    assert package.read("model.json") == run_artifact
     alias = lam.get_alias(FunctionName=stack.names.model_function, Name="live")
-    assert alias["FunctionVersion"] == "2"
+    assert alias["FunctionVersion"] == "3"
     assert not alias.get("RoutingConfig", {}).get("AdditionalVersionWeights")
     after = {
         v: apigw.get_stage(restApiId=api_id, stageName=v)["deploymentId"] for v in ("v1", "v2")
@@ -141,7 +184,9 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
     history = events.history(stack.client("s3"), outputs.StackOutputs(stack.outputs, "moto"))
     kinds = [e["detail"]["kind"] for e in history]
     assert kinds[0] == "deployed" and "promoted" in kinds and kinds[-1] == "released", kinds
-    assert events.fold(history)["live_version"] == "2"
+    assert "trained" in kinds and "evaluated" in kinds
+    assert events.fold(history)["live_version"] == "3"
+    assert events.fold(history)["live_run"] == run_id
 
     # Promote and release first made sure their approval environments gate them.
     asked = [r["path"] for r in act.github.requests if "/environments/" in r["path"]]
@@ -155,6 +200,7 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
         assert run.summaries(job), f"{job} wrote no step summary"
     assert any("smoke" in s.lower() for s in run.summaries("deploy"))
     assert any("promoted" in s for s in run.summaries("promote"))
+    assert any("quality gate passed" in s and "▲ better" in s for s in run.summaries("train"))
     assert_no_secret_leaked(run)
 
 
@@ -191,6 +237,25 @@ def test_a_push_that_changes_neither_model_nor_api_asks_nobody_to_approve(act: A
     assert "Release skipped: stage v2 already serves API v2's definition" in said
     assert [r["job"] for r in run.aws_roles] == ["preview", "deploy"]
     assert apigw.get_stage(restApiId=api_id, stageName="v2")["deploymentId"] == earlier
+def test_a_model_that_regresses_past_the_gate_stops_before_promotion(act: Act):
+    stack = deployed_in_moto(act, BRANCH)
+    # main's model is clearly better than this branch's: beyond maxRegression.
+    publish_default_branch_metrics(stack, shipped_metrics(0.1))
+
+    run = act("push", push_event(BRANCH), "push.yml")
+
+    assert run.returncode != 0
+    assert run.results == {
+        "test": "success", "preview": "success", "deploy": "success", "train": "failure"
+    }, run.explain()  # fmt: skip
+    (summary,) = [s for s in run.summaries("train") if "quality gate" in s]
+    assert "quality gate FAILED" in summary and "Promotion stops here" in summary
+    assert "auc regressed by" in summary
+    # Nobody was asked to approve it, and live traffic never moved.
+    asked = [r["path"] for r in act.github.requests if "/environments/" in r["path"]]
+    assert asked == []
+    alias = stack.client("lambda").get_alias(FunctionName=stack.names.model_function, Name="live")
+    assert alias["FunctionVersion"] == "1"
 
 
 def test_a_failing_test_job_stops_everything_after_it(act: Act):

@@ -64,7 +64,8 @@ def test_the_diagram_shows_the_gates_in_front_of_traffic_and_release():
     for edge in (
         "push_test --> push_preview",
         "push_preview --> push_deploy",
-        "push_deploy --> push_promote_gate",
+        "push_deploy --> push_train",
+        "push_train --> push_promote_gate",
         "push_promote_gate --> push_promote",
         "push_promote --> push_release_gate",
         "push_release_gate --> push_release",
@@ -87,12 +88,18 @@ def test_sessions_given_through_inputs_are_followed_to_their_value():
     assert jobs["push", "test"].runs == ["nox -s lint tests"]
     assert jobs["push", "deploy"].runs == [
         "nox -s policy",
+        "nox -s package",
         "nox -s deploy",
         "nox -s unlock",
         "nox -s smoke",
         "nox -s events",
-        "nox -s promote",  # --check: is there a new version to promote?
         "nox -s release",  # --check: did the API change?
     ]
     assert jobs["push", "deploy"].roles == ["deploy-protected", "deploy"]
+    assert jobs["push", "train"].runs == [
+        "nox -s package",
+        "nox -s train-remote",
+        "nox -s promote",  # --check: is there a new version to promote?
+    ]
+    assert jobs["push", "train"].roles == ["deploy-protected", "deploy"]
     assert jobs["pull-request", "comment"].runs == ["python -m scripts.pr_comment"]

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from responses import matchers
 
-from scripts import pr_comment
+from scripts import gate, pr_comment
 
 API = "https://api.github.test"
 REPO = "acme/mlship"
@@ -301,3 +301,32 @@ def test_the_cost_estimate_is_carried_in_the_summary_when_given(tmp_path) -> Non
     assert estimate in with_cost
     without = pr_comment.build_summary(stack="s", branch="b", outcome="success", output="")
     assert "Cost estimate" not in without
+
+
+def test_the_comment_carries_the_model_metrics_against_the_default_branch(tmp_path, capsys):
+    comparison = gate.compare(
+        {"metrics": {"auc": 0.81, "log_loss": 0.52}, "higher_is_better": {"auc": True}},
+        {"metrics": {"auc": 0.80, "log_loss": 0.50}},
+        {"auc": {"min": 0.7, "maxRegression": 0.02}},
+        "main @ 1a2b3c4d5e6f (run r:1)",
+    )
+    evaluation = tmp_path / "evaluation.json"
+    evaluation.write_text(
+        json.dumps(
+            {**comparison.as_dict(), "model_version": "4.1", "run_id": "r:9", "commit": "9" * 40}
+        )
+    )
+    log = tmp_path / "preview.log"
+    log.write_text("Resources:\n    3 unchanged\n")
+    args = ["--branch", "feature/x", "--output", str(log), "--dry-run"]
+    assert pr_comment.main([*args, "--evaluation", str(evaluation)], environ={}) == 0
+    body = capsys.readouterr().out
+    assert "### Model `4.1` from run `r:9`: quality gate passed" in body
+    assert "Compared with: main @ 1a2b3c4d5e6f (run r:1)" in body
+    assert "| auc | 0.81 | 0.8 | +0.01 ▲ better | min 0.7, max regression 0.02 | ok |" in body
+    assert f"Trained from commit `{'9' * 12}`" in body
+    # The metrics come before the preview output, so trimming never cuts them.
+    assert body.index("quality gate") < body.index("<details>")
+
+    assert pr_comment.main([*args, "--evaluation", str(tmp_path / "none.json")], environ={}) == 0
+    assert "No training run of this branch yet" in capsys.readouterr().out

@@ -33,6 +33,7 @@ KINDS = {
     "promoted": ("previous_version", "strategy"),
     "rolled-back": ("from_version", "to_version", "reason"),
     "released": ("api_version", "stage", "deployment_id"),
+    "evaluated": ("run_id", "metrics"),
 }
 COMMON_FIELDS = ("model", "version")
 # Set by the emitter for every event; a caller's extra fields may not replace them, or a

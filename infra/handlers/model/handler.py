@@ -1,6 +1,9 @@
-"""Churn-probability model served by Lambda (logistic regression over weights.json).
+"""Churn-probability model served by Lambda: logistic regression over the trained artifact.
 
-Stdlib only: this directory is zipped on its own as the function code.
+model.json beside this file is the artifact `python -m model.train` writes (docs/model.md):
+`nox -s train` writes the local one, and each push's training run publishes a version with
+its own. Stdlib only here; the model's own dependencies (model/requirements.txt) are
+packaged beside it by `nox -s package`.
 
 Direct invoke payload and proxy POST body: {"instances": [{feature: number, ...}, ...]}
 Success: {"model_version": str, "predictions": [{"score": float, "label": bool}], "served_by": str}
@@ -54,7 +57,7 @@ def _load_model(path: Path) -> dict:
     return model
 
 
-MODEL = _load_model(Path(__file__).with_name("weights.json"))
+MODEL = _load_model(Path(__file__).with_name("model.json"))
 FEATURES: list[str] = MODEL["features"]
 _EXPECTED = f"expected numeric values for: {', '.join(FEATURES)}"
 

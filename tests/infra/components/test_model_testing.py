@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 
 import pytest
@@ -39,6 +40,7 @@ ARGS = ModelTestingArgs(
     image="aws/codebuild/standard:7.0",
     command=COMMAND,
     log_retention_days=30,
+    run_retention_days=45,
     codeartifact_domain="team-domain",
     codeartifact_domain_owner="210987654321",
     codeartifact_domain_arn=DOMAIN_ARN,
@@ -143,7 +145,7 @@ def test_buildspec_logs_in_runs_the_command_and_uploads_results(default):
     assert commands["install"] == [
         "aws codeartifact login --tool pip --domain $CODEARTIFACT_DOMAIN"
         " --domain-owner $CODEARTIFACT_DOMAIN_OWNER --repository $CODEARTIFACT_REPOSITORY",
-        "pip install -r requirements.txt",
+        "pip install -r model/requirements.txt",
     ]
     assert commands["build"] == [COMMAND]
     (upload,) = commands["post_build"]
@@ -186,23 +188,83 @@ def test_roles_trust_only_their_service(default):
     assert default.one(ROLE_TYPE, "model-testing-sagemaker-role").inputs["name"] == SAGEMAKER_ROLE
 
 
-def test_runner_policy_is_scoped_to_this_stack(default):
+def _allows(document, action: str, resource: str, context: dict | None = None) -> bool:
+    """Whether an identity policy of Allow statements grants the call (IAM wildcard
+    matching; only StringEquals conditions, the one operator these policies use)."""
+    context = context or {}
+    for s in document["Statement"]:
+        assert s["Effect"] == "Allow"
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        conditions = s.get("Condition", {})
+        assert set(conditions) <= {"StringEquals"}
+        met = all(context.get(k) == v for k, v in conditions.get("StringEquals", {}).items())
+        if (
+            met
+            and any(fnmatch.fnmatchcase(action, a) for a in actions)
+            and any(fnmatch.fnmatchcase(resource, r) for r in resources)
+        ):
+            return True
+    return False
+
+
+BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
+# What a run does (buildspec and CodeBuild on its behalf), after AWS's reference
+# CodeBuild service-role policy: source, dataset, results, logs, pip via CodeArtifact.
+RUN_CALLS = [
+    ("s3:GetBucketAcl", BUCKET_ARN, {}),
+    ("s3:GetBucketLocation", BUCKET_ARN, {}),
+    ("s3:GetObject", f"{BUCKET_ARN}/source/source.zip", {}),
+    ("s3:GetObjectVersion", f"{BUCKET_ARN}/source/source.zip", {}),
+    ("s3:GetObject", f"{BUCKET_ARN}/datasets/churn/2026-11.csv", {}),
+    ("s3:PutObject", f"{BUCKET_ARN}/runs/{PROJECT}:0b1c/model.json", {}),
+    ("logs:CreateLogStream", f"{LOG_GROUP_ARN}:log-stream:0b1c", {}),
+    ("logs:PutLogEvents", f"{LOG_GROUP_ARN}:log-stream:0b1c", {}),
+    ("codeartifact:GetAuthorizationToken", DOMAIN_ARN, {}),
+    ("codeartifact:GetRepositoryEndpoint", REPOSITORY_ARN, {}),
+    ("codeartifact:ReadFromRepository", REPOSITORY_ARN, {}),
+    ("sts:GetServiceBearerToken", "*", {"sts:AWSServiceName": "codeartifact.amazonaws.com"}),
+]
+# What a run must not do: overwrite the source or the published metrics other branches
+# compare against, touch another bucket or log group, mint other services' tokens.
+FORBIDDEN_CALLS = [
+    ("s3:PutObject", f"{BUCKET_ARN}/source/source.zip", {}),
+    ("s3:PutObject", f"{BUCKET_ARN}/published/metrics.json", {}),
+    ("s3:DeleteObject", f"{BUCKET_ARN}/runs/{PROJECT}:0b1c/model.json", {}),
+    ("s3:GetObject", "arn:aws:s3:::mlship-main-artifacts-123456789012/source/source.zip", {}),
+    ("s3:PutBucketPolicy", BUCKET_ARN, {}),
+    ("logs:PutLogEvents", LOG_GROUP_ARN.replace("runner", "other") + ":log-stream:x", {}),
+    ("sts:GetServiceBearerToken", "*", {"sts:AWSServiceName": "ecr.amazonaws.com"}),
+    ("codeartifact:PublishPackageVersion", REPOSITORY_ARN, {}),
+]
+
+
+@pytest.mark.parametrize(("action", "resource", "context"), RUN_CALLS)
+def test_runner_can_make_every_call_a_run_makes(default, action, resource, context):
     document = _policy(default, "model-testing-training-policy")
-    assert _grants(document) == [
-        (["logs:CreateLogStream", "logs:PutLogEvents"], [f"{LOG_GROUP_ARN}:*"]),
-        (["s3:GetObject", "s3:GetObjectVersion"], [f"arn:aws:s3:::{BUCKET}/source/*"]),
-        (["s3:PutObject"], [f"arn:aws:s3:::{BUCKET}/runs/*"]),
-        (["codeartifact:GetAuthorizationToken"], [DOMAIN_ARN]),
-        (
-            ["codeartifact:GetRepositoryEndpoint", "codeartifact:ReadFromRepository"],
-            [REPOSITORY_ARN],
-        ),
-        (["sts:GetServiceBearerToken"], ["*"]),
-    ]
-    conditions = [s.get("Condition") for s in document["Statement"]]
-    assert conditions[:-1] == [None] * 5
-    assert conditions[-1] == {"StringEquals": {"sts:AWSServiceName": "codeartifact.amazonaws.com"}}
-    assert all(s["Effect"] == "Allow" for s in document["Statement"])
+    assert _allows(document, action, resource, context)
+
+
+@pytest.mark.parametrize(("action", "resource", "context"), FORBIDDEN_CALLS)
+def test_runner_cannot_reach_beyond_its_run(default, action, resource, context):
+    document = _policy(default, "model-testing-training-policy")
+    assert not _allows(document, action, resource, context)
+
+
+def test_bucket_expires_old_runs_and_noncurrent_versions(default):
+    (lifecycle,) = default.of_type(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+    )
+    rules = {rule["id"]: rule for rule in lifecycle.inputs["rules"]}
+    assert all(rule["status"] == "Enabled" for rule in rules.values())
+    everything = rules["expire-noncurrent-versions"]
+    assert everything["filter"] == {}
+    assert everything["noncurrentVersionExpiration"] == {"noncurrentDays": 45}
+    runs = rules["expire-old-runs"]
+    assert runs["filter"] == {"prefix": "runs/"}
+    assert runs["expiration"] == {"days": 45}
+    # Nothing else expires: the published metrics other branches compare against stay.
+    assert len(rules) == 2
 
 
 def test_sagemaker_policy_is_scoped_to_this_stack(default):
