@@ -18,11 +18,11 @@ ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM")
 NOTIFIED_EVENTS = ("DeploymentFailure", "DeploymentStop", "DeploymentRollback", "DeploymentSuccess")
 # A hook must report within CodeDeploy's hour; the smoke check takes seconds.
 HOOK_TIMEOUT_SECONDS = 60
-MODEL_WEIGHTS = Path(__file__).resolve().parent.parent / "handlers/model/weights.json"
+MODEL_ARTIFACT = Path(__file__).resolve().parent.parent / "handlers/model/model.json"
 
 
 def model_features() -> list[str]:
-    return list(json.loads(MODEL_WEIGHTS.read_text())["features"])
+    return list(json.loads(MODEL_ARTIFACT.read_text())["features"])
 
 
 # What a publisher needs on an encrypted topic's key (SNS's server-side encryption docs).

@@ -25,7 +25,7 @@ def _load(name: str, path: Path):
 
 hooks = _load("deploy_hooks", ROOT / "infra/handlers/deploy_hooks/handler.py")
 model = _load("model_for_hooks", ROOT / "infra/handlers/model/handler.py")
-FEATURES = json.loads((ROOT / "infra/handlers/model/weights.json").read_text())["features"]
+FEATURES = json.loads((ROOT / "infra/handlers/model/model.json").read_text())["features"]
 EVENT = {"DeploymentId": "d-ABC123", "LifecycleEventHookExecutionId": "hook-exec-1"}
 
 
@@ -38,7 +38,7 @@ class ModelLambda:
     def invoke(self, FunctionName, Qualifier, Payload):  # noqa: N803 - boto3's names
         self.calls.append((FunctionName, Qualifier))
         if self.broken:
-            body = {"errorMessage": "ImportError: weights.json is invalid"}
+            body = {"errorMessage": "ImportError: model.json is invalid"}
             return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": _body(body)}
         return {"StatusCode": 200, "Payload": _body(model.handler(json.loads(Payload), None))}
 
@@ -115,7 +115,7 @@ def test_a_broken_version_fails_the_deployment(codedeploy) -> None:
     )
 
     assert result["status"] == "Failed"
-    assert "weights.json is invalid" in result["problems"][0]
+    assert "model.json is invalid" in result["problems"][0]
     stub.assert_no_pending_responses()
 
 
