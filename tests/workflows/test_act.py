@@ -237,6 +237,8 @@ def test_a_push_that_changes_neither_model_nor_api_asks_nobody_to_approve(act: A
     assert "Release skipped: stage v2 already serves API v2's definition" in said
     assert [r["job"] for r in run.aws_roles] == ["preview", "deploy"]
     assert apigw.get_stage(restApiId=api_id, stageName="v2")["deploymentId"] == earlier
+
+
 def test_a_model_that_regresses_past_the_gate_stops_before_promotion(act: Act):
     stack = deployed_in_moto(act, BRANCH)
     # main's model is clearly better than this branch's: beyond maxRegression.

@@ -45,8 +45,10 @@ def test_changing_a_workflow_makes_the_block_stale(copy):
     args = ["--readme", str(readme), "--workflows", str(workflows)]
     assert pipeline_diagram.main(args) == 0
     push = workflows / "push.yml"
+    text = push.read_text()
+    assert "needs: [preview, deploy, train, promote]" in text
     push.write_text(
-        push.read_text().replace("needs: [preview, deploy, promote]", "needs: [preview, deploy]")
+        text.replace("needs: [preview, deploy, train, promote]", "needs: [preview, deploy]")
     )
     assert pipeline_diagram.main(["--check", *args]) == 1
 

@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from infra import config, naming
-from infra.components import ci_access
 from scripts import bootstrap
 from scripts import protected as protected_script
 from scripts import stack as stack_script
@@ -341,14 +340,15 @@ def needs_of(workflow: str, job_id: str) -> set[str]:
 
 
 def test_traffic_and_release_wait_for_a_successful_deploy():
-    assert needs_of("push", "promote") >= {"deploy", "test", "preview"}
-    assert "deploy" in CALLERS["push"]["jobs"]["release"]["needs"]
-    assert "promote" in CALLERS["push"]["jobs"]["release"]["needs"]
-    # Whether they run when deploy succeeded is shown by act (test_act.py); that they
-    # never run after a failed deploy, here: promote's condition reads an output only a
-    # successful deploy sets, release's demands success outright.
-    assert CALLERS["push"]["jobs"]["promote"]["if"] == "needs.deploy.outputs.promote == 'true'"
-    assert "needs.deploy.result == 'success'" in CALLERS["push"]["jobs"]["release"]["if"]
+    assert needs_of("push", "promote") >= {"deploy", "train", "test", "preview"}
+    assert {"deploy", "train", "promote"} <= set(CALLERS["push"]["jobs"]["release"]["needs"])
+    # Whether they run when deploy and training succeeded is shown by act (test_act.py);
+    # that they never run after a failed one, here: promote's condition reads an output
+    # only a successful training run sets, release's demands success outright.
+    assert CALLERS["push"]["jobs"]["promote"]["if"] == "needs.train.outputs.promote == 'true'"
+    release_if = CALLERS["push"]["jobs"]["release"]["if"]
+    assert "needs.deploy.result == 'success'" in release_if
+    assert "needs.train.result == 'success'" in release_if
     # The one traffic job outside the pipeline is started by a person, by hand.
     assert set(triggers(CALLERS["rollback"])) == {"workflow_dispatch"}
 
@@ -485,7 +485,8 @@ def test_nothing_that_changes_aws_can_be_cancelled_by_a_newer_run():
         # A preview changes nothing whatever role it holds: the S3 backend takes
         # no lock for it (pulumi/pulumi pkg/backend/diy/backend.go, Preview).
         if job.aws_steps() and job.id != "preview":
-            assert concurrency(job).get("cancel-in-progress") is False, job.key
+            # In a group, queued and never cancelled in progress; or in none at all.
+            assert concurrency(job).get("cancel-in-progress", False) is False, job.key
             workflow_level = CALLERS[job.workflow].get("concurrency") or {}
             assert not workflow_level.get("cancel-in-progress"), job.key
 
