@@ -8,6 +8,7 @@ failed build too).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -188,16 +189,41 @@ def fetch_results(s3: Any, bucket: str, run: Run, into: Path) -> dict[str, dict]
     return results
 
 
+def _package_files(handler_dir: Path, dependencies: Path | None) -> list[tuple[str, Path]]:
+    """The files beside the artifact in the function's code, by their name in the zip."""
+    files: list[tuple[str, Path]] = []
+    if dependencies is not None:
+        for path in sorted(dependencies.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                files.append((path.relative_to(dependencies).as_posix(), path))
+    for path in sorted(handler_dir.iterdir()):
+        if path.is_file() and path.name != "model.json" and path.suffix != ".pyc":
+            files.append((path.name, path))
+    return files
+
+
 def lambda_zip(handler_dir: Path, artifact: bytes, dependencies: Path | None) -> bytes:
     """The model function's code: its handler, the run's artifact, the packaged libraries."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        if dependencies is not None:
-            for path in sorted(dependencies.rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts:
-                    archive.write(path, path.relative_to(dependencies).as_posix())
-        for path in sorted(handler_dir.iterdir()):
-            if path.is_file() and path.name != "model.json" and path.suffix != ".pyc":
-                archive.write(path, path.name)
+        for name, path in _package_files(handler_dir, dependencies):
+            archive.write(path, name)
         archive.writestr("model.json", artifact)
     return buffer.getvalue()
+
+
+def content_digest(handler_dir: Path, artifact: bytes, dependencies: Path | None) -> str:
+    """What a version serves, without the run's provenance: the same handler, libraries and
+    model (weights, features, version) give the same digest whichever run trained it, so a
+    push that changes none of them (docs only) has nothing new to publish or promote. The
+    zip itself cannot tell: its timestamps and the artifact's `training` block differ."""
+    model = json.loads(artifact)
+    model.pop("training", None)
+    entries = [
+        (name, path.read_bytes()) for name, path in _package_files(handler_dir, dependencies)
+    ]
+    entries.append(("model.json", json.dumps(model, sort_keys=True).encode()))
+    digest = hashlib.sha256()
+    for name, data in sorted(entries):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()[:16]

@@ -57,12 +57,34 @@ DESCRIPTION_MAX = 256  # Lambda's limit on a version description
 _RUN_IN_DESCRIPTION = re.compile(r"\brun (?P<run>\S+)")
 
 
-def describe(model_version: str, commit: str, run_id: str) -> str:
+def describe(model_version: str, commit: str, run_id: str, content: str = "") -> str:
     """A version's description: names the commit and the run, so the live version says
-    which training run it serves. The run comes before the model version, so Lambda's
-    256-character limit can only ever cut the latter."""
-    text = f"commit {commit[:12]} run {run_id} model {model_version}"
+    which training run it serves, and the content digest of what it serves. The run and the
+    digest come before the model version, so Lambda's 256-character limit can only ever
+    cut the latter."""
+    served = f" content {content}" if content else ""
+    text = f"commit {commit[:12]} run {run_id}{served} model {model_version}"
     return text[:DESCRIPTION_MAX]
+
+
+def live_version_serving(lambda_client: Any, function: str, alias: str, content: str) -> str | None:
+    """The version alias `alias` fully serves, when it serves exactly `content`; else None."""
+    live = aws.call(
+        f"reading alias {alias} of {function}",
+        lambda_client.get_alias,
+        FunctionName=function,
+        Name=alias,
+    )
+    if (live.get("RoutingConfig") or {}).get("AdditionalVersionWeights"):
+        return None  # mid-canary: what serves is not one version
+    version = str(live["FunctionVersion"])
+    described = aws.call(
+        f"reading version {version} of {function}",
+        lambda_client.get_function_configuration,
+        FunctionName=function,
+        Qualifier=version,
+    ).get("Description", "")
+    return version if f" content {content} " in f"{described} " else None
 
 
 def run_of(description: str) -> str | None:
@@ -253,16 +275,26 @@ def deploy_run(
         dependencies = args.dependencies or packaging.dependencies_dir(ROOT)
     except packaging.PackagingError as error:
         raise aws.UsageError(str(error)) from None
-    code = runner.lambda_zip(HANDLER_DIR, (args.results / "model.json").read_bytes(), dependencies)
-    version = publish_version(
-        ctx.client("lambda"),
-        ctx.client("s3"),
-        function=function,
-        bucket=ctx.stack.require("artifact_bucket"),
-        run_id=run.build_id,
-        code=code,
-        description=describe(str(artifact.get("model_version")), commit, run.build_id),
+    trained = (args.results / "model.json").read_bytes()
+    content = runner.content_digest(HANDLER_DIR, trained, dependencies)
+    version = live_version_serving(
+        ctx.client("lambda"), function, ctx.stack.require("model_alias"), content
     )
+    if version is not None:
+        ctx.progress.step(
+            f"run {run.build_id} reproduced what version {version} (live) serves: "
+            "nothing new to publish"
+        )
+    else:
+        version = publish_version(
+            ctx.client("lambda"),
+            ctx.client("s3"),
+            function=function,
+            bucket=ctx.stack.require("artifact_bucket"),
+            run_id=run.build_id,
+            code=runner.lambda_zip(HANDLER_DIR, trained, dependencies),
+            description=describe(str(artifact.get("model_version")), commit, run.build_id, content),
+        )
     check = smoke.smoke(
         ctx.client("lambda"),
         function=function,

@@ -15,7 +15,7 @@ import pytest
 from infra import config, naming
 from infra.training import PUBLISHED_METRICS_KEY, SOURCE_KEY
 from model import train as model_train
-from scripts import aws, evaluation, events, train
+from scripts import aws, evaluation, events, runner, train
 from tests.codebuild_standin import CodeBuildRunner, StandInCodeBuild
 from tests.lambda_standin import VersionedLambda
 from tests.moto_stack import ACCOUNT, ROOT, build_deployed_stack
@@ -193,6 +193,54 @@ def test_a_push_trains_on_the_runner_publishes_that_run_and_beats_main(
         Bucket=world.stack.names.artifact_bucket, Prefix="published/"
     )
     assert published.get("KeyCount", 0) == 0
+
+
+def test_a_push_that_reproduces_the_live_model_publishes_nothing_to_promote(
+    world: World, repo: Path, capsys
+) -> None:
+    first = commit_model(repo)
+    _, expected = local_training(repo)
+    world.publish_main_metrics(worse(expected, 0.01))
+    assert world.run("--commit", first) == 0, capsys.readouterr().err
+    trained_file = world.tmp / "trained" / "outputs.json"
+    live = json.loads(trained_file.read_text())["model_candidate_version"]
+    alias = world.stack.outputs["model_alias"]
+    lam = world.stack.client("lambda")
+    lam.update_alias(FunctionName=world.function, Name=alias, FunctionVersion=live)
+    before = world.versions()
+
+    # A docs-only push: another run, another commit, the same model served by the same code.
+    (repo / "NOTES.md").write_text("docs only\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "docs")
+    assert world.run("--commit", _git(repo, "rev-parse", "HEAD")) == 0, capsys.readouterr().err
+
+    assert world.versions() == before
+    assert json.loads(trained_file.read_text())["model_candidate_version"] == live
+    assert "nothing new to publish" in capsys.readouterr().err
+
+    # A changed model is new content: the next run publishes it.
+    changed = commit_model(
+        repo, {"hyperparameters": {"learning_rate": 0.4, "epochs": 300, "l2": 0.001}}
+    )
+    assert world.run("--commit", changed) == 0, capsys.readouterr().err
+    (published,) = set(world.versions()) - set(before)
+    assert json.loads(trained_file.read_text())["model_candidate_version"] == published
+
+
+def test_the_content_digest_ignores_provenance_and_sees_the_model(tmp_path: Path) -> None:
+    handler = tmp_path / "handler"
+    handler.mkdir()
+    (handler / "handler.py").write_text("def handler(event, context): ...\n")
+    artifact = json.loads((train.HANDLER_DIR / "model.json").read_text())
+    one = {**artifact, "training": {"commit": "a" * 40, "run_id": "run:1"}}
+    two = {**artifact, "training": {"commit": "b" * 40, "run_id": "run:2"}}
+    digest = runner.content_digest(handler, json.dumps(one).encode(), None)
+    assert runner.content_digest(handler, json.dumps(two).encode(), None) == digest
+    reweighted = {**one, "weights": [w + 0.5 for w in one["weights"]]}
+    assert runner.content_digest(handler, json.dumps(reweighted).encode(), None) != digest
+    (handler / "handler.py").write_text("def handler(event, context): return 1\n")
+    assert runner.content_digest(handler, json.dumps(one).encode(), None) != digest
 
 
 def test_a_regression_past_the_gate_stops_with_the_reason(

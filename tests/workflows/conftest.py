@@ -54,6 +54,9 @@ VARS = {
     "AWS_REGION": "us-east-1",
     "PULUMI_BACKEND_URL": f"s3://{STATE_BUCKET}",
     "PULUMI_SECRETS_PROVIDER": "awskms://alias/mlship-act-test-secrets?region=us-east-1",
+    "PULUMI_EPHEMERAL_SECRETS_PROVIDER": (
+        "awskms://alias/mlship-act-test-ephemeral-secrets?region=us-east-1"
+    ),
     # The test job runs the `tests` session only: lint judges the whole working tree,
     # which work in progress elsewhere may leave unformatted; test_static.py runs
     # zizmor and the workflow schema itself.

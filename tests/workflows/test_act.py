@@ -23,7 +23,7 @@ import pytest
 
 from infra import config, naming
 from infra.training import PUBLISHED_METRICS_KEY
-from scripts import events, outputs, release, train
+from scripts import events, outputs, train
 from tests import model_packages
 from tests.moto_stack import ACCOUNT, build_deployed_stack
 from tests.workflows.conftest import (
@@ -147,9 +147,6 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
 
     # Deploy handed GitHub the API URL (the environment's url) and smoke-checked version 2.
     assert run.outputs("deploy")["api_url"] == stack.outputs["api_url"]
-    # ...and handed promote the version it published, with its code's digest.
-    assert run.outputs("deploy")["candidate-version"] == "2"
-    assert run.outputs("deploy")["promote"] == "true"
     assert (stack.names.model_function, "2") in act.aws.invocations
 
     # The runner trained this commit; its run's version (3) was smoke-checked and is the
@@ -159,6 +156,10 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
     assert act.aws.codebuild.outcomes[run_id].status == "SUCCEEDED"
     assert train.run_of(trained["Description"]) == run_id
     assert run.outputs("train")["version"] == "3"
+    # ...and handed promote that version, with its code's digest, to act on and no other.
+    assert run.outputs("train")["candidate-version"] == "3"
+    assert run.outputs("train")["candidate-sha256"] == trained["CodeSha256"]
+    assert run.outputs("train")["promote"] == "true"
     # Its smoke check ran version 3's own code: the handler with the run's artifact.
     (_, _, sha) = next(r for r in act.aws.code_runs if r[:2] == (stack.names.model_function, "3"))
     assert trained["CodeSha256"] == sha
@@ -205,38 +206,44 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
 
 
 def test_a_push_that_changes_neither_model_nor_api_asks_nobody_to_approve(act: Act):
-    # A docs-only push: the deploy publishes no new version (alias live serves version 1
-    # already), and v2's stage serves a deployment of the API's definition as it is.
-    stack = build_deployed_stack(BRANCH)
-    act.pulumi_answers["stack output"] = json.dumps(stack.outputs)
-    apigw, api_id = stack.client("apigateway"), stack.outputs["api_id"]
-    fingerprint = release.definition_fingerprint(apigw, api_id)
-    earlier = apigw.create_deployment(
-        restApiId=api_id, description=f"an earlier release [definition {fingerprint}]"
-    )["id"]
-    apigw.update_stage(
-        restApiId=api_id,
-        stageName="v2",
-        patchOperations=[{"op": "replace", "path": "/deploymentId", "value": earlier}],
-    )
+    stack = deployed_in_moto(act, BRANCH)
+    publish_default_branch_metrics(stack, shipped_metrics(-0.01))
+    lam, apigw = stack.client("lambda"), stack.client("apigateway")
+    first = act("push", push_event(BRANCH), "push.yml")
+    assert first.returncode == 0, first.explain()
+    live = lam.get_alias(FunctionName=stack.names.model_function, Name="live")["FunctionVersion"]
+    stages = {
+        v: apigw.get_stage(restApiId=stack.outputs["api_id"], stageName=v)["deploymentId"]
+        for v in ("v1", "v2")
+    }
 
+    # Pushed again with nothing that changes the model or the API (a docs-only change):
+    # training reproduces what alias live serves, and v2's stage serves the API as it is.
     run = act("push", push_event(BRANCH), "push.yml", verbose=True)
 
     assert run.returncode == 0, run.explain()
     assert run.results == {
-        "test": "success",
-        "preview": "success",
-        "deploy": "success",
+        **dict.fromkeys(["test", "preview", "deploy", "train"], "success"),
         "promote": "skipped",
         "release": "skipped",
     }, run.explain()
-    assert run.outputs("deploy")["promote"] == "false"
+    assert run.outputs("train")["promote"] == "false"
+    assert run.outputs("train")["candidate-version"] == live
     assert run.outputs("deploy")["release"] == "false"
+    assert f"Promotion skipped: alias live already serves version {live}" in "\n".join(
+        run.summaries("train")
+    )
     said = "\n".join(run.summaries("deploy"))
-    assert "Promotion skipped: alias live already serves version 1" in said
     assert "Release skipped: stage v2 already serves API v2's definition" in said
-    assert [r["job"] for r in run.aws_roles] == ["preview", "deploy"]
-    assert apigw.get_stage(restApiId=api_id, stageName="v2")["deploymentId"] == earlier
+    assert [r["job"] for r in run.aws_roles] == ["preview", "deploy", "train"]
+    # Nobody was asked, and nothing moved.
+    assert (
+        lam.get_alias(FunctionName=stack.names.model_function, Name="live")["FunctionVersion"]
+        == live
+    )
+    for version, deployment in stages.items():
+        current = apigw.get_stage(restApiId=stack.outputs["api_id"], stageName=version)
+        assert current["deploymentId"] == deployment
 
 
 def test_a_model_that_regresses_past_the_gate_stops_before_promotion(act: Act):
