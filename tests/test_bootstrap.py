@@ -24,6 +24,7 @@ import responses
 
 from infra import config
 from scripts import bootstrap, github
+from tests.project import PROJECT
 
 API = "https://api.github.test"
 # A fake, distinctive enough to search every output for.
@@ -31,15 +32,15 @@ TOKEN = "ghp_BootstrapTestTokenDoNotLeak0123456789"
 REPO = "octo-org/ml-models"
 USERS = {"alice": 501, "bob": 502, "carol": 503}
 ACCOUNT = "123456789012"
-BUCKET = f"mlship-state-{ACCOUNT}"
+BUCKET = f"{PROJECT}-state-{ACCOUNT}"
 S3 = f"s3://{BUCKET}"
 OUTPUTS = {
-    "ci_preview_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlship-ci-preview",
-    "ci_deploy_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlship-ci-deploy",
-    "ci_promote_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlship-ci-promote",
+    "ci_preview_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-ci-preview",
+    "ci_deploy_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-ci-deploy",
+    "ci_promote_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-ci-promote",
     "state_bucket": BUCKET,
     "backend_url": S3,
-    "secrets_provider": "awskms://alias/mlship-state?region=eu-west-1",
+    "secrets_provider": f"awskms://alias/{PROJECT}-state?region=eu-west-1",
     "region": "eu-west-1",
     "oidc_provider_arn": (
         f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
@@ -360,7 +361,7 @@ def test_first_run_deploys_locally_migrates_and_configures_github(
     calls = world.calls()
     assert [(c["backend"], c["argv"]) for c in calls] == [
         (local, ["stack", "select", "shared", "--create", "--secrets-provider", "passphrase"]),
-        (local, ["config", "set", "mlship:githubRepository", REPO, "--stack", "shared"]),
+        (local, ["config", "set", f"{PROJECT}:githubRepository", REPO, "--stack", "shared"]),
         (local, ["config", "set", "aws:region", "eu-west-1", "--stack", "shared"]),
         (local, ["up", "--yes", "--stack", "shared"]),
         (local, ["stack", "output", "--json", "--stack", "shared"]),

@@ -9,6 +9,7 @@ import pytest
 
 from infra import naming
 from scripts import stack
+from tests.project import PROJECT
 
 
 def test_preview_creates_the_branch_stack_records_its_branch_and_saves_a_plan(
@@ -24,7 +25,7 @@ def test_preview_creates_the_branch_stack_records_its_branch_and_saves_a_plan(
         [
             "config",
             "set",
-            "mlship:branch",
+            f"{PROJECT}:branch",
             "feature/Fancy_Model",
             "--stack",
             "feature-fancy-mode-c084cfc5",

@@ -12,15 +12,18 @@ from pathlib import Path
 import pytest
 
 from infra import naming
+from infra.components import type_token
+from scripts.synth import MOCK_ACCOUNT_ID as ACCOUNT
 from scripts.synth import SynthError, Synthesis, synthesize
 from scripts.synth import main as synth_cli
+from tests.project import PROJECT, REGION
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = {
-    "mlship:components:ModelTesting",
-    "mlship:components:EventSourcing",
-    "mlship:components:CanaryDeployment",
-    "mlship:components:ApiVersions",
+    type_token("ModelTesting"),
+    type_token("EventSourcing"),
+    type_token("CanaryDeployment"),
+    type_token("ApiVersions"),
 }
 BUCKET = "aws:s3/bucket:Bucket"
 
@@ -47,7 +50,7 @@ def shared() -> Synthesis:
 def test_branch_stack_has_every_capability(feature: Synthesis) -> None:
     types = {r.type for r in feature.resources}
     assert types >= COMPONENTS
-    assert "mlship:components:Dependencies" not in types
+    assert type_token("Dependencies") not in types
     assert feature.kind == "ephemeral"
     assert feature.outputs["branch"] == "feature/Fancy_Model"
 
@@ -55,14 +58,14 @@ def test_branch_stack_has_every_capability(feature: Synthesis) -> None:
 def test_shared_stack_has_dependencies_and_ci_access(shared: Synthesis) -> None:
     components = {r.type for r in shared.resources if not r.custom}
     assert components == {
-        "mlship:components:Dependencies",
-        "mlship:components:CiAccess",
-        "mlship:components:SecureBucket",
+        type_token("Dependencies"),
+        type_token("CiAccess"),
+        type_token("SecureBucket"),
     }
-    assert shared.outputs["codeartifact_domain"] == "mlship"
+    assert shared.outputs["codeartifact_domain"] == PROJECT
     assert shared.outputs["backend_url"] == f"s3://{shared.outputs['state_bucket']}"
     assert shared.outputs["secrets_provider"] == (
-        "awskms://alias/mlship--shared-pulumi-secrets?region=us-east-1"
+        f"awskms://{naming.shared_names(PROJECT, ACCOUNT).secrets_key_alias}?region={REGION}"
     )
 
 
@@ -111,7 +114,7 @@ def test_every_output_the_scripts_need_is_exported(feature: Synthesis) -> None:
 
 def test_physical_names_come_from_naming(feature: Synthesis) -> None:
     stack = naming.branch_stack("feature/Fancy_Model", {"main"})
-    names = naming.branch_names("mlship", stack, "123456789012", ["v1", "v2"])
+    names = naming.branch_names(PROJECT, stack, ACCOUNT, ["v1", "v2"])
     physical = {r.physical_name for r in feature.resources if r.custom}
     expected = {v for v in names.as_dict().values() if isinstance(v, str)} - {names.notebook}
     assert expected <= physical
@@ -140,7 +143,7 @@ def test_every_resource_goes_through_the_tagging_provider(feature: Synthesis) ->
     provider = feature.one("pulumi:providers:aws")
     tags = json.loads(provider.inputs["defaultTags"])["tags"]
     assert tags == {
-        "project": "mlship",
+        "project": PROJECT,
         "stack": feature.stack,
         "kind": "ephemeral",
         "branch": "feature/Fancy_Model",
@@ -319,7 +322,8 @@ def test_cli_markdown_says_the_policy_is_clean() -> None:
 def test_every_branch_role_carries_the_shared_boundary(feature: Synthesis) -> None:
     roles = feature.of_type("aws:iam/role:Role")
     assert roles
-    boundary = "arn:aws:iam::123456789012:policy/mlship--shared-role-boundary"
+    policy = naming.shared_names(PROJECT, ACCOUNT).role_boundary
+    boundary = f"arn:aws:iam::{ACCOUNT}:policy/{policy}"
     assert {r.inputs.get("permissionsBoundary") for r in roles} == {boundary}
 
 
