@@ -102,8 +102,12 @@ def test_missing_and_unknown_keys_are_refused() -> None:
     missing = {k: v for k, v in defaults.items() if k != "apiVersions"}
     with pytest.raises(config.ConfigError, match="apiVersions is missing"):
         config.settings_from_mapping(project, missing)
-    with pytest.raises(config.ConfigError, match=r"apiVersion is not a setting.*valid keys"):
+    with pytest.raises(config.ConfigError, match=r"apiVersion is not a setting.*apiVersions\?"):
         config.settings_from_mapping(project, {**defaults, "apiVersion": "[]"})
+    with pytest.raises(
+        config.ConfigError, match=r"zzz is not a setting.*valid keys: .*apiVersions"
+    ):
+        config.settings_from_mapping(project, {**defaults, "zzz": "1"})
 
 
 def test_protected_kind_comes_from_default_and_long_lived_branches() -> None:

@@ -111,7 +111,7 @@ def test_bad_branch_and_unknown_stack_are_refused(
     assert stack.main(["preview", "--stack", "prod"]) == 2
     err = capsys.readouterr().err
     assert "'bad..branch' cannot be named" in err
-    assert "only 'shared' is named directly" in err
+    assert "invalid choice: 'prod' (choose from 'shared')" in err
     assert fake_pulumi() == []
 
 
