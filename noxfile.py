@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "tests"]
+# `renamed` runs the offline tier once more in a renamed copy (about a minute).
+nox.options.sessions = ["lint", "tests", "renamed"]
 nox.options.reuse_venv = "yes"
 
 # Bytecode is written as modules are first imported, not compiled up front:
@@ -18,11 +20,19 @@ nox.options.reuse_venv = "yes"
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 RUNTIME = ["-r", "requirements.txt"]
+# Passed as session.run(stderr=...): nox would otherwise merge a command's stderr
+# (progress) into its stdout (the result), and `nox -s synth -- --format json > f`
+# would not be JSON. None lets the command write to nox's own stderr.
+SEPARATE_STDERR = None
 DEV = ["-r", "requirements-dev.txt"]
 WORKFLOWS = ".github/workflows"
 
 
 def _install(session: nox.Session, *requirements: str) -> None:
+    # `nox --no-venv` runs a session in the caller's environment, which already has
+    # the requirements (the tests run sessions this way); nox forbids installing there.
+    if session.venv_backend == "none":
+        return
     session.install(*requirements)
 
 
@@ -60,11 +70,15 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def synth(session: nox.Session) -> None:
-    """Evaluate the program offline for a branch: -- --branch NAME [--format json] [--output P]."""
+    """Evaluate the program offline for a branch: -- --branch NAME [--format tree|markdown|json]."""
     if not session.posargs:
-        _usage(session, "--branch NAME | --stack shared [--format markdown|json] [--output PATH]")
+        _usage(
+            session,
+            "--branch NAME | --stack shared --config githubRepository=OWNER/NAME "
+            "[--format tree|markdown|json] [--output PATH] [--cost] [--config KEY=VALUE]",
+        )
     _install(session, *RUNTIME)
-    session.run("python", "-m", "scripts.synth", *session.posargs)
+    session.run("python", "-m", "scripts.synth", *session.posargs, stderr=SEPARATE_STDERR)
 
 
 @nox.session
@@ -73,7 +87,43 @@ def names(session: nox.Session) -> None:
     if not session.posargs:
         _usage(session, "BRANCH... [--account-id ID]")
     _install(session, *RUNTIME)
-    session.run("python", "-m", "scripts.names", *session.posargs)
+    session.run("python", "-m", "scripts.names", *session.posargs, stderr=SEPARATE_STDERR)
+
+
+@nox.session
+def diagram(session: nox.Session) -> None:
+    """Regenerate the README's pipeline picture from the workflows: -- [--check]."""
+    _install(session, *RUNTIME)
+    session.run(
+        "python", "-m", "scripts.pipeline_diagram", *session.posargs, stderr=SEPARATE_STDERR
+    )
+
+
+# The tier below proves a fork can rename the project and move region with one
+# edit: names and regions no test may spell.
+RENAMED_PROJECT = "forkedml"
+RENAMED_REGION = "eu-west-1"
+
+
+@nox.session
+def renamed(session: nox.Session) -> None:
+    """The offline tests again in a copy renamed and in another region: -- [pytest args]."""
+    _install(session, *DEV)
+    with tempfile.TemporaryDirectory(prefix="renamed-") as tmp:
+        copy = os.path.join(tmp, "project")
+        session.run(
+            "python",
+            "-m",
+            "scripts.rename",
+            "--copy-to",
+            copy,
+            "--name",
+            RENAMED_PROJECT,
+            "--region",
+            RENAMED_REGION,
+        )
+        session.chdir(copy)
+        session.run("pytest", "-m", "not moto and not act", *session.posargs)
 
 
 # Thin sessions over `python -m scripts.<module>`: name -> (module, fixed args, usage, docstring).
@@ -153,7 +203,8 @@ _SCRIPT_SESSIONS = {
     "cost": (
         "scripts.cost",
         [],
-        "--branch NAME [--format markdown|json|comment] | --refresh-prices",
+        "--branch NAME | --stack shared --config githubRepository=OWNER/NAME "
+        "[--format markdown|json|comment] [--config KEY=VALUE] | --refresh-prices [--region R]",
         "Estimate a branch stack's idle monthly cost and cost per million model requests.",
     ),
     "cleanup": (
@@ -170,7 +221,7 @@ def _script_session(name: str, module: str, fixed: list[str], usage: str, doc: s
         if not session.posargs and name != "cleanup":
             _usage(session, usage)
         _install(session, *RUNTIME)
-        session.run("python", "-m", module, *fixed, *session.posargs)
+        session.run("python", "-m", module, *fixed, *session.posargs, stderr=SEPARATE_STDERR)
 
     run.__doc__ = doc
     run.__name__ = name
