@@ -26,6 +26,7 @@ RUNTIME = ["-r", "requirements.txt"]
 SEPARATE_STDERR = None
 DEV = ["-r", "requirements-dev.txt"]
 WORKFLOWS = ".github/workflows"
+DEPENDABOT = ".github/dependabot.yml"
 
 
 def _install(session: nox.Session, *requirements: str) -> None:
@@ -42,16 +43,19 @@ def _usage(session: nox.Session, usage: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff (lint and format), zizmor and the workflow schema, all offline."""
+    """Ruff (lint and format), mypy, zizmor and the workflow and Dependabot schemas, offline."""
     _install(session, *DEV)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("mypy")  # what to check is in pyproject.toml
     if os.path.isdir(WORKFLOWS):
         session.run("zizmor", "--offline", "--config", ".github/zizmor.yml", ".github")
         workflows = sorted(
             os.path.join(WORKFLOWS, f) for f in os.listdir(WORKFLOWS) if f.endswith(".yml")
         )
         session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    if os.path.isfile(DEPENDABOT):
+        session.run("check-jsonschema", "--builtin-schema", "vendor.dependabot", DEPENDABOT)
 
 
 @nox.session

@@ -256,7 +256,7 @@ def stack_kind_of(resources: Iterable[Resource]) -> str:
         for r in resources
         if r.type == AWS_PROVIDER and isinstance(default_tags(r).get("kind"), str)
     }
-    return kinds.pop() if len(kinds) == 1 else ""
+    return str(kinds.pop()) if len(kinds) == 1 else ""
 
 
 # --- the rules --------------------------------------------------------------------------------

@@ -617,7 +617,7 @@ class EnvironmentState:
     current: Mapping[str, Any] | None
     reviewers: tuple[Reviewer, ...]
 
-    def current_reviewers(self) -> set[tuple[str, int]]:
+    def current_reviewers(self) -> set[tuple[str, int | None]]:
         return {(kind, ident) for kind, ident, _ in github.reviewers_of(self.current or {})}
 
     def current_policy(self) -> Any:

@@ -75,7 +75,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def triggers_of(workflow: Mapping[str, Any]) -> dict[str, Any]:
+def triggers_of(workflow: Mapping[Any, Any]) -> dict[str, Any]:
     # YAML 1.1 reads the key `on` as the boolean true.
     on = workflow.get("on", workflow.get(True))
     if isinstance(on, str):

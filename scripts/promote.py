@@ -538,7 +538,7 @@ def appspec(function: str, alias: str, current: str, target: str) -> str:
 
 
 def _appspec_versions(info: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    content = ((info.get("revision") or {}).get("appSpecContent") or {}).get("content")
+    content: Any = ((info.get("revision") or {}).get("appSpecContent") or {}).get("content")
     try:
         resources = json.loads(content)["Resources"]
         properties = next(iter(resources[0].values()))["Properties"]
@@ -634,7 +634,7 @@ def _wait(codedeploy_client: Any, deployment_id: str, delay: int, attempts: int)
             WaiterConfig={"Delay": delay, "MaxAttempts": attempts},
         )
     except WaiterError as error:
-        last = error.last_response or {}
+        last: Mapping[str, Any] = error.last_response or {}
         status = (last.get("deploymentInfo") or {}).get("status")
         if status in ("Failed", "Stopped"):
             return

@@ -287,7 +287,7 @@ def _config_string(value: object) -> str:
 
 
 def run_under_mocks(
-    build: Callable[[], object],
+    build: Callable[[], Any],
     *,
     project: str,
     stack: str,
