@@ -95,12 +95,11 @@ def names(session: nox.Session) -> None:
 
 
 @nox.session
-def diagram(session: nox.Session) -> None:
-    """Regenerate the README's pipeline picture from the workflows: -- [--check]."""
+def docs(session: nox.Session) -> None:
+    """Regenerate the README's pipeline and docs/configuration.md: -- [--check]."""
     _install(session, *RUNTIME)
-    session.run(
-        "python", "-m", "scripts.pipeline_diagram", *session.posargs, stderr=SEPARATE_STDERR
-    )
+    for module in ("scripts.pipeline_diagram", "scripts.config_reference"):
+        session.run("python", "-m", module, *session.posargs, stderr=SEPARATE_STDERR)
 
 
 # The tier below proves a fork can rename the project and move region with one
@@ -210,6 +209,12 @@ _SCRIPT_SESSIONS = {
         "--branch NAME | --stack shared --config githubRepository=OWNER/NAME "
         "[--format markdown|json|comment] [--config KEY=VALUE] | --refresh-prices [--region R]",
         "Estimate a branch stack's idle monthly cost and cost per million model requests.",
+    ),
+    "rename": (
+        "scripts.rename",
+        [],
+        "[--name NAME] [--region REGION]",
+        "Rename the project or move every stack to another region (one edit of Pulumi.yaml).",
     ),
     "cleanup": (
         "scripts.cleanup",

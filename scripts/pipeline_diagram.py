@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 START = "<!-- pipeline:start -->"
 END = "<!-- pipeline:end -->"
 GENERATED = (
-    "<!-- Generated from .github/workflows by `python -m scripts.pipeline_diagram`: "
+    "<!-- Generated from .github/workflows by `nox -s docs` (python -m scripts.pipeline_diagram): "
     "edit the workflows, then run it (a test fails while this is stale). -->"
 )
 TRIGGER_ORDER = ("push", "pull_request", "delete", "schedule", "workflow_dispatch")
@@ -367,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if updated != readme:
             print(
                 f"pipeline_diagram: the pipeline in {args.readme} is stale; "
-                "run `python -m scripts.pipeline_diagram` and commit the result",
+                "run `nox -s docs` and commit the result",
                 file=sys.stderr,
             )
             return 1
