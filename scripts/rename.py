@@ -24,7 +24,16 @@ from scripts import aws, cli
 _NAME_RE = re.compile(r"(?m)^(name: )(\S+)$")
 _REGION_RE = re.compile(r"(?m)^(  aws:region:\n(?:    #[^\n]*\n)*    value: )(\S+)$")
 _NOT_COPIED = shutil.ignore_patterns(
-    ".git", ".nox", ".venv", "__pycache__", ".pytest_cache", ".pulumi-bootstrap", "*.pyc"
+    ".git",
+    ".nox",
+    ".venv",
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    ".pulumi-bootstrap",
 )
 
 
