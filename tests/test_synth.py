@@ -380,6 +380,13 @@ def test_the_default_tree_fits_a_terminal_and_counts_agree(tmp_path: Path) -> No
     assert "policy: no violations" in result.stdout
 
 
+def test_the_tree_with_the_cost_still_fits_a_terminal() -> None:
+    result = _cli("--branch", "feature/x", "--cost")
+    assert result.returncode == 0, result.stderr
+    assert all(len(line) <= 100 for line in result.stdout.splitlines())
+    assert "per million model requests" in result.stdout
+
+
 def test_the_tree_names_a_policy_violation() -> None:
     result = _cli("--branch", "feature/x", "--config", "notebookEnabled=true")
     assert result.returncode == 3
