@@ -192,7 +192,7 @@ def missing_table(region: str, root: Path = PRICES_DIR) -> PriceTable:
         currency="USD",
         source=(
             f"no price table for {region} (tables: {have}); write one with "
-            f"`python -m scripts.cost --refresh-prices --region {region}` (needs AWS credentials)"
+            f"`python -m nox -s cost -- --refresh-prices --region {region}` (needs AWS credentials)"
         ),
         hours_per_month=730.0,
         prices={},
@@ -205,7 +205,7 @@ def load_prices(region: str, root: Path = PRICES_DIR) -> PriceTable:
     if not path.is_file():
         raise PriceTableError(
             f"no price table for region {region}: {path} does not exist; write it with "
-            f"`python -m scripts.cost --refresh-prices --region {region}` (needs AWS credentials)"
+            f"`python -m nox -s cost -- --refresh-prices --region {region}` (needs AWS credentials)"
         )
     try:
         document = json.loads(path.read_text())
