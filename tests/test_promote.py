@@ -17,6 +17,7 @@ from botocore.stub import Stubber
 
 from scripts import aws, events, outputs, promote
 from tests.lambda_revisions import _alias_revisions  # noqa: F401 - the fixture alias_revisions
+from tests.project import PROJECT
 
 
 class FakeTime:
@@ -365,9 +366,9 @@ def _missing_alarm(deployed) -> None:
         (None, ["--steps", "10,50"], "--steps [10, 50] is not valid"),
         (None, ["--steps", "0,100"], "--steps [0, 100] is not valid"),
         (None, ["--steps", "ten"], "--steps 'ten' is not valid"),
-        (None, ["--version", "9"], "--version 9: function mlship-feature-x-"),
-        (None, ["--version", "$LATEST"], "no published version '$LATEST' (published: 1, 2)"),
-        (None, ["--bake-seconds", "-5"], "--bake-seconds -5 is negative"),
+        (None, ["--version", "9"], f"--version 9: function {PROJECT}-feature-x-"),
+        (None, ["--version", "$LATEST"], "'$LATEST' must be a published version number"),
+        (None, ["--bake-seconds", "-5"], "--bake-seconds: '-5' is not a number of at least 0"),
         (_missing_alarm, [], "alarm(s) no-such-alarm do not exist in CloudWatch"),
     ],
 )
