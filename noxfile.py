@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from typing import Any
 
 import nox
 
@@ -290,7 +291,7 @@ _SCRIPT_SESSIONS = {
 # A cancelled CI job interrupts nox, not the script under it: nox passes that on at
 # once as a terminate, which scripts.stack hands to pulumi as a graceful cancel, and
 # then waits for pulumi to finish cancelling instead of killing it 0.2 s later.
-_DRIVES_PULUMI = {"interrupt_timeout": 0, "terminate_timeout": None}
+_DRIVES_PULUMI: dict[str, Any] = {"interrupt_timeout": 0, "terminate_timeout": None}
 
 
 def _script_session(name: str, module: str, fixed: list[str], usage: str, doc: str) -> None:

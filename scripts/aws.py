@@ -7,7 +7,7 @@ to moto (or a Stubber) and `main` hands them real ones from `client()`.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import boto3

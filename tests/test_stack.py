@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import config, naming
+from infra import naming
 from scripts import stack
 from tests.conftest import REPO_ROOT, policy_pack_with_venv
 from tests.project import PROJECT
