@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from typing import Any
 
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "tests"]
+# `renamed` runs the unit and moto tiers once more in a renamed copy (2-3 minutes).
+nox.options.sessions = ["lint", "tests", "renamed"]
 nox.options.reuse_venv = "yes"
 
 # Bytecode is written as modules are first imported, not compiled up front:
@@ -19,11 +22,20 @@ nox.options.reuse_venv = "yes"
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 RUNTIME = ["-r", "requirements.txt"]
+# Passed as session.run(stderr=...): nox would otherwise merge a command's stderr
+# (progress) into its stdout (the result), and `nox -s synth -- --format json > f`
+# would not be JSON. None lets the command write to nox's own stderr.
+SEPARATE_STDERR = None
 DEV = ["-r", "requirements-dev.txt"]
 WORKFLOWS = ".github/workflows"
+DEPENDABOT = ".github/dependabot.yml"
 
 
 def _install(session: nox.Session, *requirements: str) -> None:
+    # `nox --no-venv` runs a session in the caller's environment, which already has
+    # the requirements (the tests run sessions this way); nox forbids installing there.
+    if session.venv_backend == "none":
+        return
     session.install(*requirements)
 
 
@@ -33,16 +45,19 @@ def _usage(session: nox.Session, usage: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff (lint and format), zizmor and the workflow schema, all offline."""
+    """Ruff (lint and format), mypy, zizmor and the workflow and Dependabot schemas, offline."""
     _install(session, *DEV)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("mypy")  # what to check is in pyproject.toml
     if os.path.isdir(WORKFLOWS):
         session.run("zizmor", "--offline", "--config", ".github/zizmor.yml", ".github")
         workflows = sorted(
             os.path.join(WORKFLOWS, f) for f in os.listdir(WORKFLOWS) if f.endswith(".yml")
         )
         session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    if os.path.isfile(DEPENDABOT):
+        session.run("check-jsonschema", "--builtin-schema", "vendor.dependabot", DEPENDABOT)
 
 
 @nox.session
@@ -80,11 +95,15 @@ def package(session: nox.Session) -> None:
 
 @nox.session
 def synth(session: nox.Session) -> None:
-    """Evaluate the program offline for a branch: -- --branch NAME [--format json] [--output P]."""
+    """Evaluate the program offline for a branch: -- --branch NAME [--format tree|markdown|json]."""
     if not session.posargs:
-        _usage(session, "--branch NAME | --stack shared [--format markdown|json] [--output PATH]")
+        _usage(
+            session,
+            "--branch NAME | --stack shared --config githubRepository=OWNER/NAME "
+            "[--format tree|markdown|json] [--output PATH] [--cost] [--config KEY=VALUE]",
+        )
     _install(session, *RUNTIME)
-    session.run("python", "-m", "scripts.synth", *session.posargs)
+    session.run("python", "-m", "scripts.synth", *session.posargs, stderr=SEPARATE_STDERR)
 
 
 @nox.session(venv_backend="none")
@@ -104,7 +123,43 @@ def names(session: nox.Session) -> None:
     if not session.posargs:
         _usage(session, "BRANCH... [--account-id ID]")
     _install(session, *RUNTIME)
-    session.run("python", "-m", "scripts.names", *session.posargs)
+    session.run("python", "-m", "scripts.names", *session.posargs, stderr=SEPARATE_STDERR)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Regenerate the README's pipeline and docs/configuration.md: -- [--check]."""
+    _install(session, *RUNTIME)
+    for module in ("scripts.pipeline_diagram", "scripts.config_reference"):
+        session.run("python", "-m", module, *session.posargs, stderr=SEPARATE_STDERR)
+
+
+# The tier below proves a fork can rename the project and move region with one
+# edit: names and regions no test may spell.
+RENAMED_PROJECT = "forkedml"
+RENAMED_REGION = "eu-west-1"
+
+
+@nox.session
+def renamed(session: nox.Session) -> None:
+    """The unit and moto tiers again in a copy renamed and moved region: -- [pytest args]."""
+    _install(session, *DEV)
+    with tempfile.TemporaryDirectory(prefix="renamed-") as tmp:
+        copy = os.path.join(tmp, "project")
+        session.run(
+            "python",
+            "-m",
+            "scripts.rename",
+            "--copy-to",
+            copy,
+            "--name",
+            RENAMED_PROJECT,
+            "--region",
+            RENAMED_REGION,
+        )
+        session.chdir(copy)
+        # Everything but act, which needs a git checkout of the workflows it runs.
+        session.run("pytest", "-m", "not act", *session.posargs)
 
 
 # Thin sessions over `python -m scripts.<module>`: name -> (module, fixed args, usage, docstring).
@@ -214,8 +269,15 @@ _SCRIPT_SESSIONS = {
     "cost": (
         "scripts.cost",
         [],
-        "--branch NAME [--format markdown|json|comment] | --refresh-prices",
+        "--branch NAME | --stack shared --config githubRepository=OWNER/NAME "
+        "[--format markdown|json|comment] [--config KEY=VALUE] | --refresh-prices [--region R]",
         "Estimate a branch stack's idle monthly cost and cost per million model requests.",
+    ),
+    "rename": (
+        "scripts.rename",
+        [],
+        "[--name NAME] [--region REGION]",
+        "Rename the project or move every stack to another region (one edit of Pulumi.yaml).",
     ),
     "cleanup": (
         "scripts.cleanup",
@@ -229,7 +291,7 @@ _SCRIPT_SESSIONS = {
 # A cancelled CI job interrupts nox, not the script under it: nox passes that on at
 # once as a terminate, which scripts.stack hands to pulumi as a graceful cancel, and
 # then waits for pulumi to finish cancelling instead of killing it 0.2 s later.
-_DRIVES_PULUMI = {"interrupt_timeout": 0, "terminate_timeout": None}
+_DRIVES_PULUMI: dict[str, Any] = {"interrupt_timeout": 0, "terminate_timeout": None}
 
 
 def _script_session(name: str, module: str, fixed: list[str], usage: str, doc: str) -> None:
@@ -238,7 +300,9 @@ def _script_session(name: str, module: str, fixed: list[str], usage: str, doc: s
             _usage(session, usage)
         _install(session, *RUNTIME)
         timeouts = _DRIVES_PULUMI if module in {"scripts.stack", "scripts.cleanup"} else {}
-        session.run("python", "-m", module, *fixed, *session.posargs, **timeouts)
+        session.run(
+            "python", "-m", module, *fixed, *session.posargs, stderr=SEPARATE_STDERR, **timeouts
+        )
 
     run.__doc__ = doc
     run.__name__ = name

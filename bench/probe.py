@@ -77,6 +77,7 @@ def _start_moto() -> Any:
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    assert server._server is not None  # start() created it
     endpoint = f"http://127.0.0.1:{server._server.server_port}"
     # Lambda without Docker: create, publish and alias work (as in tests/conftest.py).
     requests.post(f"{endpoint}/moto-api/config", json={"lambda": {"use_docker": False}}, timeout=10)

@@ -9,6 +9,7 @@ through the same validation, so a value is never judged twice.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import os
@@ -308,6 +309,18 @@ def config_keys() -> dict[str, str]:
     }
 
 
+def closest_key(key: str) -> str:
+    """`did you mean X?` naming the nearest setting, or the list of settings."""
+    keys = sorted(config_keys().values())
+    match = difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
+    return f"did you mean {match[0]}?" if match else "valid keys: " + ", ".join(keys)
+
+
+def parse_setting(name: str, value: object) -> Any:
+    """One setting's value, validated as the program would (field name, e.g. `region`)."""
+    return _PARSERS[name](config_keys()[name], value)
+
+
 def settings_from_mapping(
     project: str, raw: Mapping[str, object], git_sha: str | None = None
 ) -> Settings:
@@ -316,9 +329,9 @@ def settings_from_mapping(
     # Other namespaces (aws:profile, pulumi:tags, ...) belong to their providers.
     unknown = {key for key in raw if ":" not in key} - set(config_keys().values())
     if unknown:
+        hints = "; ".join(f"{key}: {closest_key(key)}" for key in sorted(unknown))
         raise ConfigError(
-            f"config {', '.join(sorted(unknown))} is not a setting of {project}; "
-            f"valid keys: {', '.join(sorted(config_keys().values()))}"
+            f"config {', '.join(sorted(unknown))} is not a setting of {project} ({hints})"
         )
     for name, key in config_keys().items():
         if key not in raw or raw[key] is None:

@@ -88,6 +88,8 @@ def check_git_branch(branch: str) -> None:
     bad = _GIT_FORBIDDEN.search(branch)
     if bad:
         fail(f"git forbids the character {bad.group()!r} (control characters, space, ~^:?*[\\)")
+    if branch == "HEAD":
+        fail("git reserves 'HEAD' for the checked-out commit; it is never a branch")
     if branch == "@" or "@{" in branch:
         fail("git forbids '@' alone and the sequence '@{'")
     if ".." in branch or "//" in branch or branch.startswith("/") or branch.endswith("/"):

@@ -189,7 +189,7 @@ def policies() -> list[Policy]:
     """One policy per rule, at the rule's enforcement level."""
     built: list[Policy] = []
     for rule in rules.RULES.values():
-        common = {
+        common: dict[str, Any] = {
             "name": rule.name,
             "description": rule.description,
             "enforcement_level": LEVELS[rule.level],

@@ -256,7 +256,7 @@ def stack_kind_of(resources: Iterable[Resource]) -> str:
         for r in resources
         if r.type == AWS_PROVIDER and isinstance(default_tags(r).get("kind"), str)
     }
-    return kinds.pop() if len(kinds) == 1 else ""
+    return str(kinds.pop()) if len(kinds) == 1 else ""
 
 
 # --- the rules --------------------------------------------------------------------------------
@@ -480,8 +480,9 @@ def check_no_ephemeral_notebook(
             NO_EPHEMERAL_NOTEBOOK,
             notebook.urn,
             f"notebook instance {notebook.name!r} in {kind} bills every hour until the branch "
-            "is deleted: set notebookEnabled=false, or allow it "
-            "explicitly (policy config allowEphemeralNotebook=true)",
+            "is deleted: set notebookEnabled=false, or allow it explicitly (offline: "
+            "synth --allow-notebook; under pulumi: the policy pack's config "
+            "allowEphemeralNotebook=true)",
         )
 
 

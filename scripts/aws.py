@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -59,7 +60,8 @@ _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidC
 
 def client(service: str, region: str | None = None):  # boto3 clients are untyped
     """A boto3 client with standard retries; honours AWS_ENDPOINT_URL like every boto3 client."""
-    return boto3.client(service, region_name=region, config=RETRY_CONFIG)
+    # The service is chosen at run time; the stubs type clients per literal service name.
+    return boto3.client(service, region_name=region, config=RETRY_CONFIG)  # type: ignore[call-overload]
 
 
 def translate(error: ClientError, doing: str) -> ScriptError:
@@ -124,9 +126,9 @@ def run(verb: str, body: Callable[[], int]) -> int:
         return failure.exit_code
 
 
-def pages(client_, operation: str, key: str, **kwargs: object) -> Sequence[dict]:
-    """Every item of a paginated listing."""
-    items: list[dict] = []
+def pages(client_: Any, operation: str, key: str, **kwargs: object) -> list[Any]:
+    """Every item of a paginated listing (objects, or ids where the API lists ids)."""
+    items: list[Any] = []
     for page in client_.get_paginator(operation).paginate(**kwargs):
         items.extend(page.get(key, []))
     return items

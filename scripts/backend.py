@@ -155,6 +155,6 @@ def open_backend(url: str | None) -> Backend | None:
     if parts.scheme == "file":
         return _file_backend(url, Path(parts.netloc + parts.path).expanduser())
     if parts.scheme == "s3":
-        region = (parse_qs(parts.query).get("region") or [None])[0]
+        region: str | None = (parse_qs(parts.query).get("region") or [""])[0] or None
         return _s3_backend(url, parts.netloc, parts.path, region)
     return None

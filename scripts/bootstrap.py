@@ -93,7 +93,7 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 from infra import config, naming
-from scripts import aws, github, summary
+from scripts import aws, cli, github, rename, summary
 from scripts.progress import Progress
 from scripts.stack import INSTALL_HINT
 
@@ -153,14 +153,18 @@ class Inputs:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bootstrap", description=__doc__.splitlines()[0])
+    parser = cli.parser("bootstrap", __doc__.splitlines()[0])
     parser.add_argument("--repo", required=True, help="OWNER/NAME of the GitHub repository")
     parser.add_argument(
         "--reviewers",
         required=True,
         help="comma-separated GitHub logins who approve promotion and release (1 to 6)",
     )
-    parser.add_argument("--region", help="AWS region of the shared stack (default: its config)")
+    parser.add_argument(
+        "--region",
+        help="AWS region of every stack; a new one is written to Pulumi.yaml "
+        "(default: Pulumi.yaml's aws:region)",
+    )
     parser.add_argument(
         "--backend-url",
         help="s3://BUCKET already holding the shared stack's state (default: found by itself)",
@@ -212,6 +216,26 @@ def default_region(root: Path) -> str:
         return config.settings_for_stack(SHARED, root).region
     except config.ConfigError as error:
         raise aws.UsageError(f"the shared stack's config: {error}; nothing was changed") from None
+
+
+def set_project_region(root: Path, region: str, dry_run: bool) -> list[Change]:
+    """Point every stack at `region`: branch stacks read it from Pulumi.yaml, not the shared one.
+
+    One line of Pulumi.yaml (`aws:region: value:`) sets the region of every stack; the
+    shared stack's own config alone would leave branch stacks in the old region.
+    """
+    path = root / "Pulumi.yaml"
+    try:
+        text, current = rename.set_region(path.read_text(), region)
+    except aws.UsageError as error:
+        raise aws.UsageError(f"{error}; nothing was changed") from None
+    if current == region:
+        return []
+    detail = f"aws:region {current} -> {region} for every stack: commit it"
+    if dry_run:
+        return [Change("file", "Pulumi.yaml", WOULD_UPDATE, detail)]
+    path.write_text(text)
+    return [Change("file", "Pulumi.yaml", UPDATED, detail)]
 
 
 def load_outputs_file(path: Path) -> dict[str, Any]:
@@ -266,7 +290,7 @@ def check_inputs(args: argparse.Namespace, root: Path) -> Inputs:
 
 @dataclasses.dataclass(frozen=True)
 class Change:
-    kind: str  # "stack" | "environment" | "variable"
+    kind: str  # "stack" | "environment" | "variable" | "file"
     name: str
     result: str  # CREATED, UPDATED, UNCHANGED, SKIPPED, WOULD_*
     detail: str = ""
@@ -664,7 +688,7 @@ class EnvironmentState:
     # Its custom deployment-branch policies: (id, name, type); () when none.
     branch_policies: tuple[tuple[int, str, str], ...] = ()
 
-    def current_reviewers(self) -> set[tuple[str, int]]:
+    def current_reviewers(self) -> set[tuple[str, int | None]]:
         return {(kind, ident) for kind, ident, _ in github.reviewers_of(self.current or {})}
 
     def current_policy(self) -> Any:
@@ -1073,7 +1097,8 @@ def run(
         f"environments, {len(state.variables)} variables"
     )
 
-    changes: list[Change] = []
+    # Before the shared stack: it and every branch stack then read the same region.
+    changes: list[Change] = set_project_region(root, inputs.region, inputs.dry_run)
     values: dict[str, str] | None = None
     if inputs.skip_stack:
         changes.append(Change("stack", SHARED, SKIPPED, "--skip-stack"))
@@ -1094,7 +1119,7 @@ def run(
         changes.append(result.change)
         if result.outputs is not None:
             values = check_outputs(result.outputs)
-    stack_change = changes[0]
+    (stack_change,) = [c for c in changes if c.kind == "stack"]
     progress.step(
         f"shared stack: {stack_change.result}"
         + (f" ({stack_change.detail})" if stack_change.detail else "")

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from infra import config, naming
-from scripts import aws, backend, summary
+from scripts import aws, backend, cli, summary
 from scripts.progress import Progress
 from scripts.stack import INSTALL_HINT
 
@@ -361,7 +361,7 @@ def report(decisions: Sequence[Decision], apply: bool, outcome: Mapping[str, str
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="cleanup", description=__doc__.splitlines()[0])
+    parser = cli.parser("cleanup", __doc__.splitlines()[0])
     parser.add_argument("--yes", action="store_true", help="destroy (default: dry run)")
     branches = parser.add_mutually_exclusive_group()
     branches.add_argument("--remote", default="origin", help="git remote or URL (default origin)")

@@ -43,7 +43,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra import config, naming
-from scripts import aws, outputs, summary
+from scripts import aws, cli, outputs, summary
 
 MODEL_DIR = config.REPO_ROOT / "infra" / "handlers" / "model"
 PACKAGE = "model"
@@ -368,7 +368,7 @@ def shared_outputs() -> outputs.StackOutputs:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="deps", description=__doc__.splitlines()[0])
+    parser = cli.parser("deps", __doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="command", required=True)
     login_parser = verbs.add_parser("login", help="point pip at the CodeArtifact team repository")
     destination = login_parser.add_mutually_exclusive_group()

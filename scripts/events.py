@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from infra.handlers.event_processor import handler as processor
-from scripts import aws, outputs, summary
+from scripts import aws, cli, outputs, summary
 from scripts.progress import Progress
 
 # One schema for both ends: the processor refuses to store what does not fit it.
@@ -370,7 +370,7 @@ def _detail(text: str) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="events", description=__doc__.splitlines()[0])
+    parser = cli.parser("events", __doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="command", required=True)
     emit_parser = verbs.add_parser("emit", help="put a lifecycle event on the bus")
     emit_parser.add_argument("kind", choices=list(KINDS))
@@ -394,7 +394,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = cli.parsed(parse_args, sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        return args
 
     def body() -> int:
         stack = outputs.load(args)

@@ -149,7 +149,7 @@ def parse_repo(text: str) -> tuple[str, str]:
     return owner, name
 
 
-def reviewers_of(environment: Mapping[str, Any]) -> list[tuple[str, int, str]]:
+def reviewers_of(environment: Mapping[str, Any]) -> list[tuple[str, int | None, str]]:
     """(type, id, login or team slug) of each required reviewer of an environment's JSON."""
     found = []
     for rule in environment.get("protection_rules") or []:

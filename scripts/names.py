@@ -10,13 +10,13 @@ real names (offline, a placeholder account is used and says so).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from collections.abc import Sequence
 
 from infra import config, naming
+from scripts import cli
 
 PLACEHOLDER_ACCOUNT = "000000000000"
 
@@ -35,14 +35,16 @@ def describe(settings: config.Settings, ref: str, account_id: str) -> dict[str, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="names", description=__doc__.splitlines()[0])
-    parser.add_argument("branches", nargs="+", metavar="BRANCH")
+    parser = cli.parser("names", __doc__.splitlines()[0])
+    parser.add_argument("branches", nargs="+", metavar="BRANCH", type=cli.branch_arg)
     parser.add_argument(
         "--account-id",
         default=os.environ.get("AWS_ACCOUNT_ID", PLACEHOLDER_ACCOUNT),
         help="AWS account the stack deploys to (default: $AWS_ACCOUNT_ID or a placeholder)",
     )
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = cli.parsed(parser.parse_args, sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        return args
     try:
         settings = config.settings_for_stack(naming.SHARED_STACK)
         result = [describe(settings, branch, args.account_id) for branch in args.branches]

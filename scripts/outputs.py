@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import naming
+from scripts import cli
 from scripts.aws import UsageError
 
 
@@ -48,7 +49,11 @@ class StackOutputs:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--outputs", type=Path, help="stack outputs as JSON (a file)")
-    source.add_argument("--branch", help="read the outputs of this branch's stack with pulumi")
+    source.add_argument(
+        "--branch",
+        type=cli.branch_arg,
+        help="read the outputs of this branch's stack with the Pulumi CLI",
+    )
 
 
 def from_file(path: Path) -> StackOutputs:

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 START = "<!-- pipeline:start -->"
 END = "<!-- pipeline:end -->"
 GENERATED = (
-    "<!-- Generated from .github/workflows by `python -m scripts.pipeline_diagram`: "
+    "<!-- Generated from .github/workflows by `nox -s docs` (python -m scripts.pipeline_diagram): "
     "edit the workflows, then run it (a test fails while this is stale). -->"
 )
 TRIGGER_ORDER = ("push", "pull_request", "delete", "schedule", "workflow_dispatch")
@@ -75,7 +75,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def triggers_of(workflow: Mapping[str, Any]) -> dict[str, Any]:
+def triggers_of(workflow: Mapping[Any, Any]) -> dict[str, Any]:
     # YAML 1.1 reads the key `on` as the boolean true.
     on = workflow.get("on", workflow.get(True))
     if isinstance(on, str):
@@ -353,7 +353,9 @@ def replace_block(readme: str, block: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pipeline_diagram", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.pipeline_diagram", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if the README is stale")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--workflows", type=Path, default=ROOT / ".github/workflows")
@@ -368,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if updated != readme:
             print(
                 f"pipeline_diagram: the pipeline in {args.readme} is stale; "
-                "run `python -m scripts.pipeline_diagram` and commit the result",
+                "run `nox -s docs` and commit the result",
                 file=sys.stderr,
             )
             return 1

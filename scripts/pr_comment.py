@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import naming
-from scripts import gate, summary
+from scripts import cli, gate, summary
 
 MAX_BODY = 65_536  # GitHub: "body is too long (maximum is 65536 characters)"
 MARKER_PREFIX = "mlship:preview:"
@@ -293,7 +293,7 @@ def _event_pr(path: str | None) -> int | None:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="pr_comment", description=__doc__.splitlines()[0])
+    parser = cli.parser("pr_comment", __doc__.splitlines()[0])
     parser.add_argument("--branch", required=True, help="the pull request's head branch")
     parser.add_argument("--stack", default="", help="the stack (default: the branch's slug)")
     parser.add_argument("--output", type=Path, required=True, help="the preview's output")

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from scripts import aws, github, summary
+from scripts import aws, cli, github, summary
 
 # Approval environments are plain names (unlike the deploy jobs' `branch/...` ones).
 _ENVIRONMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
@@ -36,7 +36,7 @@ class Refused(aws.ScriptError):
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="preflight", description=__doc__.splitlines()[0])
+    parser = cli.parser("preflight", __doc__.splitlines()[0])
     parser.add_argument(
         "--environment",
         required=True,

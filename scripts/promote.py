@@ -52,7 +52,7 @@ from typing import Any, NoReturn
 from botocore.exceptions import ClientError, WaiterError
 
 from infra import config, naming
-from scripts import aws, events, outputs, summary
+from scripts import aws, cli, events, outputs, summary
 from scripts.progress import Progress
 
 PROMOTED = "promoted"
@@ -675,7 +675,7 @@ def appspec(function: str, alias: str, current: str, target: str, hooks: str = "
 
 
 def _appspec_versions(info: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    content = ((info.get("revision") or {}).get("appSpecContent") or {}).get("content")
+    content: Any = ((info.get("revision") or {}).get("appSpecContent") or {}).get("content")
     try:
         resources = json.loads(content)["Resources"]
         properties = next(iter(resources[0].values()))["Properties"]
@@ -772,7 +772,7 @@ def _wait(codedeploy_client: Any, deployment_id: str, delay: int, attempts: int)
             WaiterConfig={"Delay": delay, "MaxAttempts": attempts},
         )
     except WaiterError as error:
-        last = error.last_response or {}
+        last: Mapping[str, Any] = error.last_response or {}
         status = (last.get("deploymentInfo") or {}).get("status")
         if status in ("Failed", "Stopped"):
             return
@@ -1019,7 +1019,7 @@ def markdown(result: PromotionResult) -> str:
 def _promotion_settings(
     args: argparse.Namespace, stack: outputs.StackOutputs
 ) -> tuple[tuple[int, ...], float]:
-    steps = parse_steps(args.steps) if args.steps is not None else None
+    steps: tuple[int, ...] | None = args.steps
     bake = args.bake_seconds
     if steps is None or bake is None:
         branch = stack.require("branch")
@@ -1032,34 +1032,93 @@ def _promotion_settings(
     return steps, bake
 
 
+_NOT_CODEDEPLOY = (
+    "--steps and --bake-seconds apply to the alias strategy only; CodeDeploy shifts traffic "
+    "as the stack's canaryDeploymentConfig says. Pass --strategy alias, or drop them"
+)
+
+
+def _steps_arg(text: str) -> tuple[int, ...]:
+    try:
+        return parse_steps(text)
+    except aws.UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _number(text: str, low: float, strict: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > low if strict else value >= low):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number {'above' if strict else 'of at least'} {low:g}"
+        )
+    return value
+
+
+def _non_negative(text: str) -> float:
+    return _number(text, 0, strict=False)
+
+
+def _positive(text: str) -> float:
+    return _number(text, 0, strict=True)
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="promote", description=__doc__.splitlines()[0])
+    parser = cli.parser("promote", __doc__.splitlines()[0])
     outputs.add_arguments(parser)
-    parser.add_argument("--strategy", choices=("auto", "alias", "codedeploy"), default="auto")
-    parser.add_argument("--version", help="candidate version (default: model_candidate_version)")
-    parser.add_argument("--steps", help="alias strategy: percentages, e.g. 10,50,100")
-    parser.add_argument("--bake-seconds", type=float, help="alias strategy: bake per step")
-    parser.add_argument("--poll-seconds", type=float, default=15.0, help="alarm poll interval")
-    parser.add_argument("--waiter-delay", type=int, default=15, help="codedeploy: seconds")
+    parser.add_argument(
+        "--strategy",
+        choices=("auto", "alias", "codedeploy"),
+        default="auto",
+        help="auto: CodeDeploy when the stack has a deployment group, else alias",
+    )
+    parser.add_argument(
+        "--version",
+        type=cli.lambda_version_arg,
+        help="candidate version (default: the stack output model_candidate_version)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=_steps_arg,
+        help="alias strategy only: percentages, e.g. 10,50,100 (default: promotionSteps)",
+    )
+    parser.add_argument(
+        "--bake-seconds",
+        type=_non_negative,
+        help="alias strategy only: seconds each step watches the alarms (default: bakeSeconds)",
+    )
+    parser.add_argument(
+        "--poll-seconds", type=_positive, default=15.0, help="alarm poll interval, seconds"
+    )
+    parser.add_argument(
+        "--waiter-delay", type=int, default=15, help="codedeploy: seconds between status polls"
+    )
     parser.add_argument(
         "--waiter-max-attempts",
         type=int,
-        help="codedeploy (default: enough for the longest config the stack may use)",
+        help="codedeploy: status polls at most (default: enough for the longest config allowed)",
     )
     parser.add_argument(
         "--expect-sha256",
-        help="refuse unless --version's code has this CodeSha256 (what the deploy published)",
+        help="refuse unless --version's code has this CodeSha256 (what the run published)",
     )
     parser.add_argument(
         "--check",
         action="store_true",
         help="change nothing; print candidate-version=, candidate-sha256= and promote=true|false",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.strategy == "codedeploy" and (args.steps or args.bake_seconds is not None):
+        parser.error(_NOT_CODEDEPLOY)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = cli.parsed(parse_args, sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        return args
 
     def body() -> int:
         stack = outputs.load(args)
@@ -1080,6 +1139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 aws.client("lambda", stack.region), function, candidate, args.expect_sha256
             )
         strategy = choose_strategy(args.strategy, stack)
+        if strategy == "codedeploy" and (args.steps or args.bake_seconds is not None):
+            raise aws.UsageError(f"this stack promotes with CodeDeploy: {_NOT_CODEDEPLOY}")
         emit = events.emitter(aws.client("events", stack.region), stack, function)
 
         # Either strategy watches these (CodeDeploy through its group): none is no canary.

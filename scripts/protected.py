@@ -38,9 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"protected: Pulumi.yaml: {error}", file=sys.stderr)
         return 2
     if args.github_output:
-        values = {"targets": json.dumps(found, separators=(",", ":"))}
-        print(f"targets={values['targets']}")
-        summary.write_github_output(values)
+        listed = {"targets": json.dumps(found, separators=(",", ":"))}
+        print(f"targets={listed['targets']}")
+        summary.write_github_output(listed)
     else:
         print("\n".join(f"{t['option']} {t['name']}" for t in found))
     return 0

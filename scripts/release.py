@@ -46,7 +46,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra import naming
-from scripts import aws, events, outputs, summary
+from scripts import aws, cli, events, outputs, summary
 from scripts.progress import Progress
 
 ALIAS_VARIABLE = naming.STAGE_ALIAS_VARIABLE
@@ -409,12 +409,31 @@ def markdown(result: ReleaseResult, url: str) -> str:
     )
 
 
+def _doc_version_arg(text: str) -> str:
+    try:
+        check_doc_version(text)
+    except aws.UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="release", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", help="API major version to release (default: the newest)")
+    parser = cli.parser("release", __doc__.splitlines()[0])
+    parser.add_argument(
+        "--version",
+        type=cli.api_version_arg,
+        help="API major version to release, e.g. v2 (default: the newest)",
+    )
     outputs.add_arguments(parser)
-    parser.add_argument("--alias", help="Lambda alias the stage serves (default: the stack's)")
-    parser.add_argument("--doc-version", help="documentation version (default: see above)")
+    parser.add_argument(
+        "--alias", help="Lambda alias the stage serves (default: the stack output model_alias)"
+    )
+    parser.add_argument(
+        "--doc-version",
+        type=_doc_version_arg,
+        help="documentation version (default: VERSION-DEPLOYMENTID, with the commit's "
+        "first 12 hex digits before the id when GITHUB_SHA is set)",
+    )
     parser.add_argument("--description", help="deployment description (default: generated)")
     parser.add_argument(
         "--check", action="store_true", help="change nothing; print api-version= and release="
@@ -423,7 +442,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = cli.parsed(parse_args, sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        return args
 
     def body() -> int:
         stack = outputs.load(args)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scripts import aws, events, outputs, summary
+from scripts import aws, cli, events, outputs, summary
 from scripts.progress import Progress
 from scripts.promote import (
     ConcurrentChange,
@@ -164,15 +164,27 @@ def resolve_target(
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="rollback", description=__doc__.splitlines()[0])
+    parser = cli.parser(
+        "rollback",
+        __doc__.splitlines()[0],
+        epilog="Without --to: the alias's primary version while a promotion is half-way, "
+        "else the version before the last promotion in the event store; otherwise it stops "
+        "and asks for --to.",
+    )
     outputs.add_arguments(parser)
-    parser.add_argument("--to", help="version to serve (default: see the module's docstring)")
+    parser.add_argument(
+        "--to",
+        type=cli.lambda_version_arg,
+        help="published model version to serve (default: chosen as described below)",
+    )
     parser.add_argument("--reason", default="manual rollback", help="recorded in the event")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = cli.parsed(parse_args, sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        return args
 
     def body() -> int:
         stack = outputs.load(args)

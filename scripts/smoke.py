@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts import aws, outputs, summary
+from scripts import aws, cli, outputs, summary
 from scripts.progress import Progress
 from scripts.promote import require_version
 
@@ -174,14 +174,20 @@ def smoke(
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="smoke", description=__doc__.splitlines()[0])
+    parser = cli.parser("smoke", __doc__.splitlines()[0])
     outputs.add_arguments(parser)
-    parser.add_argument("--version", help="version to check (default: model_candidate_version)")
+    parser.add_argument(
+        "--version",
+        type=cli.lambda_version_arg,
+        help="version to check (default: the stack output model_candidate_version)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = cli.parsed(parse_args, sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        return args
 
     def body() -> int:
         stack = outputs.load(args)

@@ -37,7 +37,7 @@ from pathlib import Path
 import yaml
 
 from infra import config, naming
-from scripts import backend, summary
+from scripts import backend, cli, summary
 
 POLICY_PACK = Path(__file__).resolve().parent.parent / "policy"
 # Where Pulumi.yaml is: pulumi runs here and keeps the stack settings files here.
@@ -49,11 +49,22 @@ EXIT_AUTH, EXIT_STACK_NOT_FOUND, EXIT_NO_CHANGES, EXIT_CANCELLED = 3, 6, 7, 8
 # nox sends a terminate right after passing on an interrupt: one request, not two.
 SIGNAL_REPEAT_SECONDS = 2.0
 
+
+def pinned_pulumi_version() -> str:
+    """The CLI version CI installs: the Pulumi SDK's pin in requirements.txt (one pin)."""
+    requirements = POLICY_PACK.parent / "requirements.txt"
+    for line in requirements.read_text().splitlines():
+        if line.startswith("pulumi=="):
+            return line.removeprefix("pulumi==").split()[0]
+    return "VERSION"
+
+
 INSTALL_HINT = (
-    "the pulumi CLI is not on PATH. Install it (https://www.pulumi.com/docs/install/, "
-    "e.g. `curl -fsSL https://get.pulumi.com | sh`), log in to a backend "
+    "the pulumi CLI is not on PATH. Install the version CI uses, "
+    f"`curl -fsSL https://get.pulumi.com | sh -s -- --version {pinned_pulumi_version()}` "
+    "(https://www.pulumi.com/docs/install/), log in to a backend "
     "(`pulumi login s3://BUCKET` or `pulumi login --local`), then run this again. "
-    "`nox -s synth` evaluates the program offline without it."
+    "`nox -s synth` evaluates the program offline without it"
 )
 
 
@@ -355,14 +366,26 @@ def unlock(stack: naming.BranchStack, settings: config.Settings) -> str:
     return "\n".join(lines)
 
 
-def run(verb: str, args: argparse.Namespace, pulumi: str | None) -> tuple[str, str]:
+def check(verb: str, args: argparse.Namespace) -> tuple[naming.BranchStack, config.Settings]:
+    """The stack a verb acts on, refused before anything runs when the verb may not touch it."""
     stack, settings = _target(args)
+    if verb == "destroy" and stack.stack == naming.SHARED_STACK:
+        raise StackCommandError(
+            "stack 'shared' is protected: it holds the account-wide resources (CI roles, "
+            "state bucket, CodeArtifact) every branch depends on; the pipeline never destroys it "
+            "(docs/guide.md, 'Removing everything', says how to by hand)"
+        )
     if verb == "destroy" and stack.protected:
         raise StackCommandError(
-            f"stack {stack.stack!r} is protected (branch {stack.branch or '-'!r} is the default "
+            f"stack {stack.stack!r} is protected (branch {stack.branch!r} is the default "
             f"or a long-lived branch: {', '.join(settings.protected_branches)}); "
             "it is never destroyed by the pipeline"
         )
+    return stack, settings
+
+
+def run(verb: str, args: argparse.Namespace, pulumi: str | None) -> tuple[str, str]:
+    stack, settings = check(verb, args)
     if verb == "unlock":
         return stack.stack, unlock(stack, settings)
     if pulumi is None:
@@ -378,17 +401,48 @@ def run(verb: str, args: argparse.Namespace, pulumi: str | None) -> tuple[str, s
     return stack.stack, destroy(pulumi, stack, settings)
 
 
+_VERBS = {
+    "preview": "Pulumi preview of the stack, with the policy pack; --plan saves the plan",
+    "deploy": "Pulumi up on the stack, with the policy pack; --plan applies a saved plan",
+    "destroy": "destroy an ephemeral branch's stack (refuses protected stacks and shared)",
+    "drift": "refresh in preview and fail (exit 7) if the cloud drifted from the state",
+    "unlock": "after a cancelled or killed job: release this machine's locks on the stack",
+}
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = cli.parser("stack", __doc__.splitlines()[0])
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, text in _VERBS.items():
+        sub = verbs.add_parser(verb, help=text, description=text, formatter_class=cli.HelpFormatter)
+        target = sub.add_mutually_exclusive_group(required=True)
+        target.add_argument("--branch", type=cli.branch_arg, help="the git branch of the stack")
+        target.add_argument(
+            "--stack", choices=(naming.SHARED_STACK,), help="the account-wide stack"
+        )
+        if verb in ("preview", "deploy"):
+            sub.add_argument(
+                "--plan",
+                type=Path,
+                help="plan file: saved by preview, applied by deploy",
+            )
+        if verb == "deploy":
+            sub.add_argument("--outputs-file", type=Path, help="save the stack outputs here")
+    args = parser.parse_args(argv)
+    for name in ("plan", "outputs_file"):
+        setattr(args, name, getattr(args, name, None))
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="stack", description=__doc__.splitlines()[0])
-    parser.add_argument("verb", choices=("preview", "deploy", "destroy", "drift", "unlock"))
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--branch")
-    target.add_argument("--stack")
-    parser.add_argument("--plan", type=Path, help="plan file: saved by preview, applied by deploy")
-    parser.add_argument("--outputs-file", type=Path, help="deploy: save the stack outputs here")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = cli.parsed(parse_args, sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        return args
     started = time.monotonic()
     try:
+        # The input is judged before the CLI is looked for: a refused stack is
+        # refused the same way with or without Pulumi installed.
+        check(args.verb, args)
         stack, outcome = run(args.verb, args, shutil.which("pulumi"))
     except StackCommandError as error:
         print(f"stack {args.verb}: {error}", file=sys.stderr)

@@ -6,16 +6,23 @@ No Pulumi CLI, no credentials, no network: the program runs exactly as
 versions) so the program's own wiring is exercised. The result is an
 inventory of every resource the stack would hold.
 
-    python -m scripts.synth --branch feature/x [--format markdown|json] [--output PATH]
-    python -m scripts.synth --stack shared
+    python -m scripts.synth --branch feature/x [--format tree|markdown|json] [--output PATH]
+    python -m scripts.synth --stack shared --config githubRepository=OWNER/NAME
+
+The default output is a compact tree for a terminal (components, resource
+counts, the policy verdict); `--format markdown` is the full inventory (also
+written to $GITHUB_STEP_SUMMARY), `--format json` the same for machines. The
+account id in bucket names is a placeholder: there is no AWS account offline.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +39,7 @@ from pulumi.runtime.sync_await import _sync_await
 from infra import __main__ as program
 from infra import config, naming
 from policy import rules as policy_rules
-from scripts import cost, summary
+from scripts import cli, pricing, summary
 
 MOCK_ACCOUNT_ID = "123456789012"
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -283,7 +290,7 @@ def _config_string(value: object) -> str:
 
 
 def run_under_mocks(
-    build: Callable[[], object],
+    build: Callable[[], Any],
     *,
     project: str,
     stack: str,
@@ -396,12 +403,113 @@ def inventory_rows(synthesis: Synthesis) -> list[dict[str, Any]]:
     return rows
 
 
+@dataclass(frozen=True)
+class Counts:
+    """One count of a synthesis, used by every rendering, so they never disagree."""
+
+    resources: int  # AWS resources: what the account will hold
+    components: int  # ComponentResources: the program's structure, nothing in AWS
+    pulumi: int  # providers and stack references: Pulumi's own
+    registrations: int  # all of the above
+
+    @classmethod
+    def of(cls, synthesis: Synthesis) -> Counts:
+        regs = synthesis.resources
+        own = sum(1 for r in regs if r.custom and r.type.startswith("pulumi:"))
+        components = sum(1 for r in regs if not r.custom)
+        return cls(len(regs) - own - components, components, own, len(regs))
+
+    def describe(self) -> str:
+        return (
+            f"{self.resources} AWS resources in {self.components} components "
+            f"(+ {self.pulumi} Pulumi provider/reference; {self.registrations} registrations)"
+        )
+
+
+def placeholder_note() -> str:
+    return (
+        f"account `{MOCK_ACCOUNT_ID}` in names is a placeholder: offline there is no AWS "
+        "account; bucket names end in your account id when deployed"
+    )
+
+
+def _short_type(type_: str) -> str:
+    return type_.rsplit(":", 1)[-1]
+
+
+def _wrap(prefix: str, parts: Sequence[str], width: int) -> list[str]:
+    lines: list[str] = []
+    line = prefix
+    for part in parts:
+        piece = part if line == prefix else ", " + part
+        if len(line) + len(piece) > width and line != prefix:
+            lines.append(line + ",")
+            line = " " * len(prefix) + part
+        else:
+            line += piece
+    lines.append(line)
+    return lines
+
+
+def render_tree(synthesis: Synthesis, width: int = 100) -> str:
+    """A terminal view: each component with its resources counted by type, then the verdict."""
+    counts = Counts.of(synthesis)
+    region = synthesis.outputs.get("region")
+    lines = [
+        f"stack {synthesis.stack} ({synthesis.kind}), project {synthesis.project}"
+        + (f", region {region}" if region else ""),
+        counts.describe(),
+        f"account {MOCK_ACCOUNT_ID} in names is a placeholder (offline there is no AWS account)",
+        "",
+    ]
+    by_urn = {r.urn: r for r in synthesis.resources}
+    children: dict[str, list[Registration]] = {}
+    for r in synthesis.resources:
+        children.setdefault(r.parent if r.parent in by_urn else "", []).append(r)
+
+    def subtree_total(urn: str) -> int:
+        return sum((1 if c.custom else 0) + subtree_total(c.urn) for c in children.get(urn, []))
+
+    def visit(parent: str, depth: int) -> None:
+        kids = children.get(parent, [])
+        aws_kids: dict[str, int] = {}
+        for c in kids:
+            if c.custom and not c.type.startswith("pulumi:"):
+                aws_kids[_short_type(c.type)] = aws_kids.get(_short_type(c.type), 0) + 1
+        indent = "  " * depth
+        if aws_kids:
+            parts = [f"{n} {t}" if n > 1 else t for t, n in sorted(aws_kids.items())]
+            lines.extend(_wrap(indent + "· ", parts, width))
+        for c in kids:
+            if not c.custom:
+                total = subtree_total(c.urn)
+                label = f"{indent}{c.name} ({_short_type(c.type)}): {total} AWS resources"
+                lines.append(label[:width])
+                visit(c.urn, depth + 1)
+
+    visit("", 0)
+    lines.append("")
+    blocking = [v for v in synthesis.violations if v.level == "mandatory"]
+    if not synthesis.violations:
+        lines.append(f"policy: no violations of the {len(policy_rules.RULES)} rules")
+    else:
+        lines.append(f"policy: {len(synthesis.violations)} violation(s), {len(blocking)} mandatory")
+        for v in synthesis.violations:
+            text = f"  [{v.rule}] {v.level} {v.resource_name or '(stack)'}: {v.message}"
+            lines.extend(textwrap.wrap(text, width, subsequent_indent="    "))
+    lines.append("full inventory: --format markdown (or json)")
+    return "\n".join(line[:width] for line in lines) + "\n"
+
+
 def render_json(synthesis: Synthesis) -> str:
     document = {
         "project": synthesis.project,
         "stack": synthesis.stack,
         "kind": synthesis.kind,
+        # Every registration (components and providers too); `counts` splits them.
         "resource_count": len(synthesis.resources),
+        "counts": dataclasses.asdict(Counts.of(synthesis)),
+        "placeholder_account_id": MOCK_ACCOUNT_ID,
         "resources": inventory_rows(synthesis),
         "outputs": synthesis.outputs,
         "policy_violations": [v.as_dict() for v in synthesis.violations],
@@ -410,15 +518,15 @@ def render_json(synthesis: Synthesis) -> str:
 
 
 def render_markdown(synthesis: Synthesis) -> str:
-    custom = [r for r in synthesis.resources if r.custom]
     by_type: dict[str, int] = {}
-    for r in custom:
-        by_type[r.type] = by_type.get(r.type, 0) + 1
+    for r in synthesis.resources:
+        if r.custom:
+            by_type[r.type] = by_type.get(r.type, 0) + 1
     lines = [
         f"## Synth: stack `{synthesis.stack}` ({synthesis.kind})",
         "",
-        f"{len(custom)} resources in {len(synthesis.resources) - len(custom)} components,"
-        " evaluated offline with Pulumi's mock runtime.",
+        f"{Counts.of(synthesis).describe()}, evaluated offline with Pulumi's mock runtime; "
+        f"{placeholder_note()}.",
         "",
     ]
     rows = [
@@ -470,19 +578,41 @@ def _short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _config_pair(text: str) -> tuple[str, str]:
-    key, separator, value = text.partition("=")
-    if not separator or not key:
-        raise argparse.ArgumentTypeError(f"--config {text!r} is not KEY=VALUE")
-    return key, value
+def check_shared_config(stack: str, overrides: Mapping[str, object]) -> None:
+    """The shared stack needs the repository its CI roles trust; say how to give it offline."""
+    if stack != naming.SHARED_STACK:
+        return
+    if "githubRepository" in overrides:
+        repository = overrides["githubRepository"]
+    else:
+        repository = config.settings_for_stack(naming.SHARED_STACK).github_repository
+    if repository:
+        return
+    raise config.ConfigError(
+        "config githubRepository is empty: the shared stack's CI roles trust one GitHub "
+        "repository; pass --config githubRepository=OWNER/NAME (bootstrap records it in "
+        "Pulumi.shared.yaml)"
+    )
+
+
+def check_inputs(stack: str, overrides: Mapping[str, object]) -> None:
+    """Judge the config as the program will, before anything runs (bad input: exit 2)."""
+    check_shared_config(stack, overrides)
+    project, values = config.read_project_config(stack)
+    config.settings_from_mapping(project, {**values, **overrides})
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="synth", description=__doc__.splitlines()[0])
+    parser = cli.parser("synth", __doc__.splitlines()[0])
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--branch", help="git branch whose stack to evaluate")
-    target.add_argument("--stack", help="stack name, e.g. 'shared' for the account-wide stack")
-    parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    target.add_argument("--branch", type=cli.branch_arg, help="git branch whose stack to evaluate")
+    target.add_argument("--stack", choices=(naming.SHARED_STACK,), help="the account-wide stack")
+    parser.add_argument(
+        "--format",
+        choices=("tree", "markdown", "json"),
+        default="tree",
+        help="tree: compact, for a terminal; markdown: the full inventory; json: for machines",
+    )
     parser.add_argument("--output", type=Path, help="write the inventory here instead of stdout")
     parser.add_argument("--git-sha", help="commit to tag resources with (default: $GITHUB_SHA)")
     parser.add_argument(
@@ -500,25 +630,46 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        type=_config_pair,
+        type=cli.config_arg,
         help="override a setting as `pulumi config set` would (repeatable)",
     )
     return parser.parse_args(argv)
 
 
+def render(form: str, synthesis: Synthesis, estimate: pricing.Estimate | None) -> tuple[str, str]:
+    """The step summary's Markdown, and the text in the format asked for."""
+    markdown = render_markdown(synthesis)
+    if estimate is not None:
+        markdown += "\n" + pricing.render_markdown(estimate)
+    if form == "json":
+        document = json.loads(render_json(synthesis))
+        if estimate is not None:
+            document["cost"] = pricing.to_dict(estimate)
+        return markdown, json.dumps(document, indent=2, sort_keys=True, default=str)
+    if form == "tree":
+        text = render_tree(synthesis)
+        if estimate is not None:
+            text += pricing.render_terminal(estimate)
+        return markdown, text
+    return markdown, markdown
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = cli.parsed(parse_args, sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        return args
     started = time.monotonic()
-    try:
-        stack = args.stack or naming.slugify(args.branch)
-    except naming.NamingError as error:
-        print(f"synth: {error}", file=sys.stderr)
-        return 2
     git_sha = args.git_sha or os.environ.get("GITHUB_SHA")
     environment = {"GITHUB_SHA": git_sha} if git_sha else {}
     overrides: dict[str, object] = dict(args.config)
-    if args.branch:
-        overrides["branch"] = args.branch
+    try:
+        stack = args.stack or naming.slugify(args.branch)
+        if args.branch:
+            overrides["branch"] = args.branch
+        check_inputs(stack, overrides)
+    except (naming.NamingError, config.ConfigError) as error:
+        print(f"synth: {error}", file=sys.stderr)
+        return 2
     print(f"synth: evaluating stack {stack!r} under Pulumi's mock runtime…", file=sys.stderr)
     try:
         synthesis = synthesize(stack, overrides=overrides, environment=environment)
@@ -529,20 +680,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         synthesis.resources, allow_notebook=args.allow_notebook
     )
     try:
-        estimate = cost.for_synthesis(synthesis, overrides) if args.cost else None
-    except cost.CostError as error:
+        estimate = pricing.for_synthesis(synthesis, overrides) if args.cost else None
+    except pricing.CostError as error:
         print(f"synth: cannot estimate the cost of stack {stack!r}: {error}", file=sys.stderr)
         return 1
-    markdown = render_markdown(synthesis)
-    if estimate is not None:
-        markdown += "\n" + cost.render_markdown(estimate)
-    if args.format == "json":
-        document = json.loads(render_json(synthesis))
-        if estimate is not None:
-            document["cost"] = cost.to_dict(estimate)
-        text = json.dumps(document, indent=2, sort_keys=True, default=str)
-    else:
-        text = markdown
+    markdown, text = render(args.format, synthesis, estimate)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
@@ -551,7 +693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary.write_step_summary(markdown)
     elapsed = time.monotonic() - started
     print(
-        f"synth: {len(synthesis.resources)} registrations for stack {stack!r} in {elapsed:.2f}s",
+        f"synth: stack {stack!r}: {Counts.of(synthesis).describe()} in {elapsed:.2f}s",
         file=sys.stderr,
     )
     blocking = [v for v in synthesis.violations if v.level == "mandatory"]

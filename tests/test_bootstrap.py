@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import stat
 import sys
 import textwrap
@@ -25,6 +24,8 @@ import responses
 
 from infra import config, naming
 from scripts import bootstrap, github
+from tests.project import OTHER_REGION, PROJECT
+from tests.project import REGION as HOME_REGION
 
 API = "https://api.github.test"
 # A fake, distinctive enough to search every output for.
@@ -32,19 +33,21 @@ TOKEN = "ghp_BootstrapTestTokenDoNotLeak0123456789"
 REPO = "octo-org/ml-models"
 USERS = {"alice": 501, "bob": 502, "carol": 503}
 ACCOUNT = "123456789012"
-BUCKET = f"mlship-state-{ACCOUNT}"
+# Not the project's region, so bootstrap has the region to move every stack to.
+REGION = OTHER_REGION
+BUCKET = f"{PROJECT}-state-{ACCOUNT}"
 S3 = f"s3://{BUCKET}"
 OUTPUTS = {
-    "ci_preview_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlship-ci-preview",
-    "ci_deploy_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlship-ci-deploy",
-    "ci_promote_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlship-ci-promote",
-    "ci_deploy_protected_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlship-ci-deploy-protected",
-    "ci_promote_protected_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlship-ci-promote-protected",
+    "ci_preview_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-ci-preview",
+    "ci_deploy_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-ci-deploy",
+    "ci_promote_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-ci-promote",
+    "ci_deploy_protected_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-ci-deploy-protected",
+    "ci_promote_protected_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-ci-promote-protected",
     "state_bucket": BUCKET,
     "backend_url": S3,
-    "secrets_provider": "awskms://alias/mlship-state?region=eu-west-1",
-    "ephemeral_secrets_provider": "awskms://alias/mlship-state-ephemeral?region=eu-west-1",
-    "region": "eu-west-1",
+    "secrets_provider": f"awskms://alias/{PROJECT}-state?region={REGION}",
+    "ephemeral_secrets_provider": f"awskms://alias/{PROJECT}-state-ephemeral?region={REGION}",
+    "region": REGION,
     "oidc_provider_arn": (
         f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
     ),
@@ -55,12 +58,12 @@ VARIABLES = {
     "AWS_DEPLOY_PROTECTED_ROLE_ARN": OUTPUTS["ci_deploy_protected_role_arn"],
     "AWS_PROMOTE_ROLE_ARN": OUTPUTS["ci_promote_role_arn"],
     "AWS_PROMOTE_PROTECTED_ROLE_ARN": OUTPUTS["ci_promote_protected_role_arn"],
-    "AWS_REGION": "eu-west-1",
+    "AWS_REGION": REGION,
     "PULUMI_BACKEND_URL": S3,
     "PULUMI_SECRETS_PROVIDER": OUTPUTS["secrets_provider"],
     "PULUMI_EPHEMERAL_SECRETS_PROVIDER": OUTPUTS["ephemeral_secrets_provider"],
 }
-ARGS = ["--repo", REPO, "--reviewers", "alice,bob", "--region", "eu-west-1"]
+ARGS = ["--repo", REPO, "--reviewers", "alice,bob", "--region", REGION]
 
 
 # ---------------------------------------------------------------- fake GitHub
@@ -345,10 +348,13 @@ def gh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    """A project directory with the real Pulumi.yaml and nothing else."""
+    """A project directory with the real Pulumi.yaml, already in the region bootstrap is given."""
     directory = tmp_path / "project"
     directory.mkdir()
-    shutil.copy(config.PROJECT_FILE, directory / "Pulumi.yaml")
+    text = config.PROJECT_FILE.read_text()
+    (directory / "Pulumi.yaml").write_text(
+        text.replace(f"value: {HOME_REGION}", f"value: {REGION}")
+    )
     return directory
 
 
@@ -438,8 +444,8 @@ def test_first_run_deploys_locally_migrates_and_configures_github(
     calls = world.calls()
     assert [(c["backend"], c["argv"]) for c in calls] == [
         (local, ["stack", "select", "shared", "--create", "--secrets-provider", "passphrase"]),
-        (local, ["config", "set", "mlship:githubRepository", REPO, "--stack", "shared"]),
-        (local, ["config", "set", "aws:region", "eu-west-1", "--stack", "shared"]),
+        (local, ["config", "set", f"{PROJECT}:githubRepository", REPO, "--stack", "shared"]),
+        (local, ["config", "set", "aws:region", REGION, "--stack", "shared"]),
         (local, ["up", "--yes", "--stack", "shared"]),
         (local, ["stack", "output", "--json", "--stack", "shared"]),
         (
@@ -479,7 +485,7 @@ def test_first_run_deploys_locally_migrates_and_configures_github(
             assert call["passphrase_file"] == str((state_dir / "passphrase").resolve())
             assert call["passphrase"] is False
         else:
-            assert call["aws_region"] == "eu-west-1"  # the s3 backend needs one
+            assert call["aws_region"] == REGION  # the s3 backend needs one
         assert call["github_token"] is False
     assert (state_dir / "passphrase").stat().st_mode & 0o077 == 0
     assert json.loads((state_dir / "backend.json").read_text())["backend_url"] == S3
@@ -687,6 +693,27 @@ def test_a_branch_restriction_is_lifted_and_other_settings_are_kept(
     assert "protected branches only -> all branches" in out
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_new_region_reaches_every_stack_through_pulumi_yaml(
+    gh: FakeGitHub, world: World, run, root: Path, dry_run: bool
+) -> None:
+    project = root / "Pulumi.yaml"
+    project.write_text(project.read_text().replace(f"value: {REGION}", f"value: {HOME_REGION}"))
+    before = project.read_text()
+
+    code, out, _ = run(*ARGS, *(["--dry-run"] if dry_run else []))
+
+    assert code == 0
+    if dry_run:
+        assert project.read_text() == before
+        assert f"| file | Pulumi.yaml | would update | aws:region {HOME_REGION} -> {REGION}" in out
+    else:
+        # Branch stacks read their region from Pulumi.yaml, not from the shared stack's file.
+        assert config.settings_for_stack("feature-x", root).region == REGION
+        assert project.read_text() == before.replace(f"value: {HOME_REGION}", f"value: {REGION}")
+        assert f"| file | Pulumi.yaml | updated | aws:region {HOME_REGION} -> {REGION}" in out
+
+
 def test_a_variable_with_another_value_is_patched(gh: FakeGitHub, world: World, run) -> None:
     _configure_everything(gh, ["alice", "bob"])
     _remote_stack(world)
@@ -699,10 +726,10 @@ def test_a_variable_with_another_value_is_patched(gh: FakeGitHub, world: World, 
         (
             "PATCH",
             f"/repos/{REPO}/actions/variables/AWS_REGION",
-            {"name": "AWS_REGION", "value": "eu-west-1"},
+            {"name": "AWS_REGION", "value": REGION},
         )
     ]
-    assert "| variable | AWS_REGION | updated | us-east-1 -> eu-west-1 |" in out
+    assert f"| variable | AWS_REGION | updated | us-east-1 -> {REGION} |" in out
 
 
 @pytest.mark.parametrize(
@@ -899,7 +926,7 @@ def test_no_pulumi_is_bad_input(gh: FakeGitHub, run, monkeypatch, tmp_path: Path
 
 
 def test_reviewers_are_deduplicated_and_may_carry_an_at(gh: FakeGitHub, world: World, run):
-    code, _, err = run("--repo", REPO, "--reviewers", "@alice, Alice ,bob", "--region", "eu-west-1")
+    code, _, err = run("--repo", REPO, "--reviewers", "@alice, Alice ,bob", "--region", REGION)
 
     assert code == 0, err
     assert gh.writes[0][2] == _environment_body(501, 502)

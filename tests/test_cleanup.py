@@ -17,6 +17,7 @@ import yaml
 from infra import config, naming
 from scripts import aws, cleanup
 from tests.conftest import seed_stack
+from tests.project import PROJECT
 
 NOW = "2024-06-01T00:00:00Z"
 STACK_LS = ["stack", "ls", "--json", "--non-interactive"]
@@ -87,7 +88,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         (root / "Pulumi.yaml").write_text(yaml.safe_dump(document))
         for stack, values in (stack_files or {}).items():
             (root / f"Pulumi.{stack}.yaml").write_text(
-                yaml.safe_dump({"config": {f"mlship:{k}": v for k, v in values.items()}})
+                yaml.safe_dump({"config": {f"{PROJECT}:{k}": v for k, v in values.items()}})
             )
         monkeypatch.setattr(cleanup, "PROJECT_ROOT", root)
         return root
@@ -191,7 +192,7 @@ def test_protected_stacks_are_never_destroyed_even_orphaned_and_old(
         _stack("main", 100_000),
         _stack("shared", 100_000),
         _stack(long_lived, 100_000),
-        _stack("acme/mlship/shared", 100_000),
+        _stack(f"acme/{PROJECT}/shared", 100_000),
     )
     assert cleanup.main(["--yes", "--remote", origin, "--now", NOW]) == 0
     assert stacks.calls() == [STACK_LS]
@@ -221,7 +222,7 @@ def test_the_destroy_guard_refuses_protected_stacks_whatever_the_plan_says(
 ) -> None:
     root = project()
     settings = cleanup.project_settings(root)
-    for name in ("shared", "main", "org/mlship/shared"):
+    for name in ("shared", "main", f"org/{PROJECT}/shared"):
         forged = cleanup.Decision(
             cleanup.StackInfo(name, None, 1), None, None, "stale: forged", destroy=True
         )
@@ -292,9 +293,9 @@ def test_branches_file_accepts_names_and_ls_remote_output(
 
 
 def test_qualified_stack_names_are_destroyed_by_their_full_name(remote, stacks) -> None:
-    stacks(_stack(f"acme/mlship/{GONE}", 1), _stack("acme/mlship/main", 1))
+    stacks(_stack(f"acme/{PROJECT}/{GONE}", 1), _stack(f"acme/{PROJECT}/main", 1))
     assert cleanup.main(["--yes", "--remote", remote("main"), "--now", NOW]) == 0
-    assert _destroyed(stacks.calls()) == [f"acme/mlship/{GONE}"]
+    assert _destroyed(stacks.calls()) == [f"acme/{PROJECT}/{GONE}"]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from infra import config
+from tests.project import OTHER_REGION, PROJECT
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +26,7 @@ def test_pulumi_yaml_declares_every_setting_and_nothing_else() -> None:
 def test_defaults_are_valid_and_cheap() -> None:
     project, defaults = _defaults()
     settings = config.settings_from_mapping(project, defaults)
-    assert settings.project == "mlship"
+    assert settings.project == PROJECT
     assert settings.notebook_enabled is False
     assert settings.canary_deployment_config in config.CANARY_DEPLOYMENT_CONFIGS
     assert settings.promotion_steps[-1] == 100
@@ -47,9 +48,9 @@ def test_stack_file_overrides_project_defaults(tmp_path: Path) -> None:
         yaml.safe_dump(
             {
                 "config": {
-                    "mlship:apiVersions": ["v1", "v2", "v3"],
-                    "mlship:notebookEnabled": "true",
-                    "aws:region": "eu-west-1",
+                    f"{PROJECT}:apiVersions": ["v1", "v2", "v3"],
+                    f"{PROJECT}:notebookEnabled": "true",
+                    "aws:region": OTHER_REGION,
                     "aws:profile": "ignored-by-us",
                 }
             }
@@ -58,7 +59,7 @@ def test_stack_file_overrides_project_defaults(tmp_path: Path) -> None:
     settings = config.settings_for_stack("dev", tmp_path)
     assert settings.api_versions == ("v1", "v2", "v3")
     assert settings.notebook_enabled is True
-    assert settings.region == "eu-west-1"
+    assert settings.region == OTHER_REGION
     assert config.settings_for_stack("other", tmp_path).api_versions == ("v1", "v2")
 
 
@@ -108,8 +109,12 @@ def test_missing_and_unknown_keys_are_refused() -> None:
     missing = {k: v for k, v in defaults.items() if k != "apiVersions"}
     with pytest.raises(config.ConfigError, match="apiVersions is missing"):
         config.settings_from_mapping(project, missing)
-    with pytest.raises(config.ConfigError, match=r"apiVersion is not a setting.*valid keys"):
+    with pytest.raises(config.ConfigError, match=r"apiVersion is not a setting.*apiVersions\?"):
         config.settings_from_mapping(project, {**defaults, "apiVersion": "[]"})
+    with pytest.raises(
+        config.ConfigError, match=r"zzz is not a setting.*valid keys: .*apiVersions"
+    ):
+        config.settings_from_mapping(project, {**defaults, "zzz": "1"})
 
 
 def test_protected_kind_comes_from_default_and_long_lived_branches() -> None:

@@ -15,28 +15,35 @@ import pytest
 from botocore.stub import Stubber
 
 from infra import naming
-from scripts import aws, cost, synth
+from infra.components import type_token
+from scripts import aws, cost, pricing, synth
+
+# The arithmetic is checked against the reference table, which prices every type the
+# program can create, whatever region the project is in; every other committed table
+# is checked below by what it prices.
+PRICED = "us-east-1"
+UNPRICED = "ap-northeast-3"  # a region with no committed table
 
 BRANCH = "feature/cost"
 NOTEBOOK = "aws:sagemaker/notebookInstance:NotebookInstance"
 
 
 @pytest.fixture(scope="module")
-def table() -> cost.PriceTable:
-    return cost.load_prices("us-east-1")
+def table() -> pricing.PriceTable:
+    return pricing.load_prices(PRICED)
 
 
-def _estimate(overrides: dict[str, object] | None = None) -> cost.Estimate:
+def _estimate(overrides: dict[str, object] | None = None) -> pricing.Estimate:
     key = tuple(sorted((overrides or {}).items()))
     return _cached_estimate(key)
 
 
 @functools.cache
-def _cached_estimate(overrides: tuple[tuple[str, object], ...]) -> cost.Estimate:
+def _cached_estimate(overrides: tuple[tuple[str, object], ...]) -> pricing.Estimate:
     # A whole-program synth takes ~0.5 s; each configuration is evaluated once per run.
-    values = {"branch": BRANCH, **dict(overrides)}
+    values = {"branch": BRANCH, "aws:region": PRICED, **dict(overrides)}
     synthesis = synth.synthesize(naming.slugify(BRANCH), overrides=values)
-    return cost.for_synthesis(synthesis, values)
+    return pricing.for_synthesis(synthesis, values)
 
 
 @dataclass
@@ -59,13 +66,13 @@ class Res:
 
 def test_default_branch_environment_idles_under_a_dollar_a_month() -> None:
     estimate = _estimate()
-    assert estimate.idle_monthly < cost.IDLE_TARGET_USD
+    assert estimate.idle_monthly < pricing.IDLE_TARGET_USD
     assert estimate.idle_target_met is True
     # Nothing the default branch stack creates is missing from the table.
     assert estimate.unpriced == ()
 
 
-def test_the_notebook_setting_adds_exactly_its_monthly_price(table: cost.PriceTable) -> None:
+def test_the_notebook_setting_adds_exactly_its_monthly_price(table: pricing.PriceTable) -> None:
     without = _estimate()
     enabled = _estimate({"notebookEnabled": True, "notebookInstanceType": "ml.t3.medium"})
     entry = table.prices[NOTEBOOK]
@@ -81,11 +88,11 @@ def test_the_notebook_setting_adds_exactly_its_monthly_price(table: cost.PriceTa
     assert would.monthly == pytest.approx(monthly)
     assert does.monthly == pytest.approx(monthly)
     assert "would add" in would.text
-    assert f"${monthly:.2f}" in cost.render_markdown(without)
+    assert f"${monthly:.2f}" in pricing.render_markdown(without)
 
 
 def test_the_estimate_names_alarms_and_kms_keys_as_what_moves_idle_cost(
-    table: cost.PriceTable,
+    table: pricing.PriceTable,
 ) -> None:
     estimate = _estimate()
     levers = {lever.setting: lever for lever in estimate.levers}
@@ -97,7 +104,7 @@ def test_the_estimate_names_alarms_and_kms_keys_as_what_moves_idle_cost(
 
 
 def test_per_million_model_requests_charges_the_request_path_only(
-    table: cost.PriceTable,
+    table: pricing.PriceTable,
 ) -> None:
     estimate = _estimate()
     charged = {line.type for line in estimate.lines if line.per_million_requests}
@@ -120,7 +127,7 @@ def _request_path(memory: int = 512, architectures: list[str] | None = None) -> 
     if architectures:
         function_inputs["architectures"] = architectures
     return [
-        Res("mlship:components:PythonFunction", "model", custom=False, parent="urn:stack"),
+        Res(type_token("PythonFunction"), "model", custom=False, parent="urn:stack"),
         Res("pulumi:providers:aws", "aws"),
         Res("aws:lambda/function:Function", "model-fn", function_inputs, parent="urn:model"),
         Res(
@@ -135,9 +142,9 @@ def _request_path(memory: int = 512, architectures: list[str] | None = None) -> 
     ]
 
 
-def test_per_million_arithmetic(table: cost.PriceTable) -> None:
-    assumptions = cost.Assumptions(model_duration_ms=200, log_bytes_per_request=1000)
-    estimate = cost.estimate(_request_path(memory=512), table, assumptions=assumptions)
+def test_per_million_arithmetic(table: pricing.PriceTable) -> None:
+    assumptions = pricing.Assumptions(model_duration_ms=200, log_bytes_per_request=1000)
+    estimate = pricing.estimate(_request_path(memory=512), table, assumptions=assumptions)
     p = table.prices
     lam = p["aws:lambda/function:Function"]
     expected = {
@@ -158,9 +165,9 @@ def test_per_million_arithmetic(table: cost.PriceTable) -> None:
     assert estimate.unpriced == ()
 
 
-def test_arm64_functions_use_the_arm_duration_price(table: cost.PriceTable) -> None:
-    assumptions = cost.Assumptions(model_duration_ms=1000)
-    estimate = cost.estimate(_request_path(1024, ["arm64"]), table, assumptions=assumptions)
+def test_arm64_functions_use_the_arm_duration_price(table: pricing.PriceTable) -> None:
+    assumptions = pricing.Assumptions(model_duration_ms=1000)
+    estimate = pricing.estimate(_request_path(1024, ["arm64"]), table, assumptions=assumptions)
     (line,) = [line for line in estimate.lines if line.name == "model-fn"]
     lam = table.prices["aws:lambda/function:Function"]
     assert line.per_million_requests == pytest.approx(
@@ -168,13 +175,13 @@ def test_arm64_functions_use_the_arm_duration_price(table: cost.PriceTable) -> N
     )
 
 
-def test_unknown_types_are_unpriced_never_zero(table: cost.PriceTable) -> None:
+def test_unknown_types_are_unpriced_never_zero(table: pricing.PriceTable) -> None:
     resources = [
         Res("aws:ec2/natGateway:NatGateway", "nat"),
         Res("aws:iam/role:Role", "role", {"name": "r"}),
         Res(NOTEBOOK, "nb", {"instanceType": "ml.p5.48xlarge"}),
     ]
-    estimate = cost.estimate(resources, table)
+    estimate = pricing.estimate(resources, table)
     assert [(u.type, u.name) for u in estimate.unpriced] == [
         ("aws:ec2/natGateway:NatGateway", "nat"),
         (NOTEBOOK, "nb"),
@@ -184,27 +191,27 @@ def test_unknown_types_are_unpriced_never_zero(table: cost.PriceTable) -> None:
     (role,) = estimate.lines
     assert (role.idle_monthly, role.per_million_requests) == (0, 0)
     assert role.note == table.prices["aws:iam/role:Role"]["notes"]
-    markdown = cost.render_markdown(estimate)
+    markdown = pricing.render_markdown(estimate)
     assert "aws:ec2/natGateway:NatGateway" in markdown
     assert "not in the totals" in markdown
-    assert "aws:ec2/natGateway:NatGateway" in cost.render_pr_comment(estimate)
+    assert "aws:ec2/natGateway:NatGateway" in pricing.render_pr_comment(estimate)
 
 
-def test_a_table_for_another_region_is_refused(table: cost.PriceTable) -> None:
+def test_a_table_for_another_region_is_refused(table: pricing.PriceTable) -> None:
     synthesis = synth.synthesize(naming.slugify(BRANCH), overrides={"branch": BRANCH})
-    settings = cost.settings_for(synthesis.stack, {"branch": BRANCH, "aws:region": "eu-west-1"})
-    with pytest.raises(cost.PriceTableError, match=r"eu-west-1.*us-east-1"):
-        cost.estimate(synthesis.resources, table, settings)
+    settings = pricing.settings_for(synthesis.stack, {"branch": BRANCH, "aws:region": UNPRICED})
+    with pytest.raises(pricing.PriceTableError, match=rf"{UNPRICED}.*{PRICED}"):
+        pricing.estimate(synthesis.resources, table, settings)
 
 
-def test_renderings_carry_totals_and_the_date(table: cost.PriceTable) -> None:
+def test_renderings_carry_totals_and_the_date(table: pricing.PriceTable) -> None:
     estimate = _estimate()
-    comment = cost.render_pr_comment(estimate)
+    comment = pricing.render_pr_comment(estimate)
     assert f"${estimate.idle_monthly:.2f}/month" in comment
     assert f"${estimate.per_million_requests:.2f}" in comment
-    assert table.as_of in comment and "us-east-1" in comment
+    assert table.as_of in comment and PRICED in comment
     assert len(comment.strip().splitlines()) <= 2
-    document = json.loads(cost.render_json(estimate))
+    document = json.loads(pricing.render_json(estimate))
     assert document["idle_monthly"] == pytest.approx(estimate.idle_monthly)
     assert document["unpriced"] == []
     assert len(document["resources"]) == len(estimate.lines)
@@ -215,11 +222,58 @@ def test_cli_prints_the_estimate_of_a_branch(capsys: pytest.CaptureFixture[str])
     assert "Cost estimate" in capsys.readouterr().out
 
 
+def test_a_region_without_a_table_is_unpriced_never_a_failure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["--branch", BRANCH, "--config", f"aws:region={UNPRICED}"]
+    assert cost.main([*args, "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["region"] == UNPRICED
+    assert document["priced"] is False
+    # No totals rather than $0: nothing was priced.
+    assert document["idle_monthly"] is None and document["per_million_requests"] is None
+    assert document["idle_target_met"] is None
+    assert document["resources"] == []
+    assert document["unpriced"]
+    assert {u["reason"] for u in document["unpriced"]} == {f"no price table for {UNPRICED}"}
+    assert cost.main([*args, "--format", "comment"]) == 0
+    comment = capsys.readouterr().out
+    assert "unpriced" in comment and f"--refresh-prices --region {UNPRICED}" in comment
+    assert "$0" not in comment
+
+
+def test_the_shared_stack_takes_its_repository_as_config(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cost.main(["--stack", "shared", "--config", "githubRepository="]) == 2
+    assert "--config githubRepository=OWNER/NAME" in capsys.readouterr().err
+    args = ["--stack", "shared", "--config", "githubRepository=acme/models"]
+    assert cost.main([*args, "--config", f"aws:region={PRICED}", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["stack"] == "shared"
+    assert document["idle_target_met"] is None  # paid once per account, no branch target
+    kms = [line for line in document["resources"] if line["type"] == "aws:kms/key:Key"]
+    assert kms and document["idle_monthly"] >= sum(line["idle_monthly"] for line in kms) > 0
+
+
+@pytest.mark.parametrize("region", pricing.available_regions())
+def test_every_committed_table_loads_and_prices_a_default_branch(region: str) -> None:
+    table = pricing.load_prices(region)
+    assert table.region == region and table.source
+    assert dt.date.fromisoformat(table.as_of)
+    estimate = _estimate({"aws:region": region})
+    assert estimate.priced and estimate.region == region
+    # Whatever a table leaves out is named as unpriced, never counted as $0.
+    priced_types = {line.type for line in estimate.lines}
+    assert priced_types.isdisjoint({u.type for u in estimate.unpriced})
+    assert estimate.idle_target_met is True
+
+
 # --- the price table file --------------------------------------------------------------
 
 
 def _document() -> dict[str, Any]:
-    return json.loads(cost.price_file("us-east-1").read_text())
+    return json.loads(pricing.price_file("us-east-1").read_text())
 
 
 @pytest.mark.parametrize(
@@ -249,22 +303,24 @@ def _document() -> dict[str, Any]:
 def test_price_table_schema_errors_are_clear(change, message: str) -> None:
     document = _document()
     change(document)
-    with pytest.raises(cost.PriceTableError, match=message):
-        cost.parse_price_table(document, "prices/aws-us-east-1.json")
+    with pytest.raises(pricing.PriceTableError, match=message):
+        pricing.parse_price_table(document, "prices/aws-us-east-1.json")
 
 
-def test_the_committed_table_is_stamped_and_valid(table: cost.PriceTable) -> None:
-    assert table.region == "us-east-1"
+def test_the_committed_table_is_stamped_and_valid(table: pricing.PriceTable) -> None:
+    assert table.region == PRICED
     assert dt.date.fromisoformat(table.as_of)
     assert table.source
 
 
 def test_loading_a_missing_or_mismatched_table(tmp_path: Path) -> None:
-    with pytest.raises(cost.PriceTableError, match=r"--refresh-prices --region eu-west-1"):
-        cost.load_prices("eu-west-1", tmp_path)
+    with pytest.raises(pricing.PriceTableError, match=r"--refresh-prices --region eu-west-1"):
+        pricing.load_prices("eu-west-1", tmp_path)
     (tmp_path / "aws-eu-west-1.json").write_text(json.dumps(_document()))
-    with pytest.raises(cost.PriceTableError, match=r"region is 'us-east-1', expected 'eu-west-1'"):
-        cost.load_prices("eu-west-1", tmp_path)
+    with pytest.raises(
+        pricing.PriceTableError, match=r"region is 'us-east-1', expected 'eu-west-1'"
+    ):
+        pricing.load_prices("eu-west-1", tmp_path)
 
 
 # --- refreshing from the Price List API (Stubber: no network) -------------------------
@@ -299,7 +355,7 @@ _API_PRICES = {
 }
 
 
-def _expected_request(sku: cost.Sku, token: str | None = None) -> dict[str, Any]:
+def _expected_request(sku: pricing.Sku, token: str | None = None) -> dict[str, Any]:
     request = {
         "ServiceCode": sku.service_code,
         "Filters": [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": "us-east-1"}]
@@ -314,12 +370,12 @@ def _expected_request(sku: cost.Sku, token: str | None = None) -> dict[str, Any]
 
 @pytest.fixture
 def prices_dir(tmp_path: Path) -> Path:
-    shutil.copy(cost.price_file("us-east-1"), tmp_path / "aws-us-east-1.json")
+    shutil.copy(pricing.price_file("us-east-1"), tmp_path / "aws-us-east-1.json")
     return tmp_path
 
 
 @pytest.fixture
-def pricing():
+def price_list():
     client = boto3.client(
         "pricing",
         region_name="us-east-1",
@@ -331,8 +387,8 @@ def pricing():
         stubber.assert_no_pending_responses()
 
 
-def _stub_all(stubber: Stubber, table: cost.PriceTable) -> None:
-    for sku in cost.skus(table):
+def _stub_all(stubber: Stubber, table: pricing.PriceTable) -> None:
+    for sku in pricing.skus(table):
         if sku.usage_type == "Lambda-GB-Second":
             # Tiered, listed out of order: the first tier (beginRange 0) is the price.
             body = [_product("Lambda-GB-Second", ("6000000000", "0.000015"), ("0", "0.000017"))]
@@ -361,14 +417,14 @@ def _stub_all(stubber: Stubber, table: cost.PriceTable) -> None:
         stubber.add_response("get_products", {"PriceList": body}, _expected_request(sku))
 
 
-def test_refresh_rewrites_the_table_from_the_price_list_api(pricing, prices_dir: Path) -> None:
-    client, stubber = pricing
-    before = cost.load_prices("us-east-1", prices_dir)
+def test_refresh_rewrites_the_table_from_the_price_list_api(price_list, prices_dir: Path) -> None:
+    client, stubber = price_list
+    before = pricing.load_prices("us-east-1", prices_dir)
     path = prices_dir / "aws-us-east-1.json"
     path.chmod(0o644)
     _stub_all(stubber, before)
-    table = cost.refresh_prices(client, "us-east-1", prices_dir, today=dt.date(2031, 1, 2))
-    reloaded = cost.load_prices("us-east-1", prices_dir)
+    table = pricing.refresh_prices(client, "us-east-1", prices_dir, today=dt.date(2031, 1, 2))
+    reloaded = pricing.load_prices("us-east-1", prices_dir)
     assert reloaded.as_of == table.as_of == "2031-01-02"
     assert path.stat().st_mode & 0o777 == 0o644  # replaced, not left private
     assert [p.name for p in prices_dir.iterdir()] == ["aws-us-east-1.json"]
@@ -386,12 +442,12 @@ def test_refresh_rewrites_the_table_from_the_price_list_api(pricing, prices_dir:
     assert p[NOTEBOOK]["notes"] == before.prices[NOTEBOOK]["notes"]
 
 
-def test_a_failed_refresh_leaves_the_file_unchanged(pricing, prices_dir: Path) -> None:
-    client, stubber = pricing
+def test_a_failed_refresh_leaves_the_file_unchanged(price_list, prices_dir: Path) -> None:
+    client, stubber = price_list
     path = prices_dir / "aws-us-east-1.json"
     original = path.read_bytes()
-    table = cost.load_prices("us-east-1", prices_dir)
-    first, second, *_ = cost.skus(table)
+    table = pricing.load_prices("us-east-1", prices_dir)
+    first, second, *_ = pricing.skus(table)
     stubber.add_response(
         "get_products",
         {"PriceList": [_product("Request", ("0", "0.0000002"))]},
@@ -400,38 +456,40 @@ def test_a_failed_refresh_leaves_the_file_unchanged(pricing, prices_dir: Path) -
     stubber.add_client_error(
         "get_products", "AccessDeniedException", "not allowed", 400, _expected_request(second)
     )
-    with pytest.raises(cost.RefreshError, match="AccessDeniedException"):
-        cost.refresh_prices(client, "us-east-1", prices_dir)
+    with pytest.raises(pricing.RefreshError, match="AccessDeniedException"):
+        pricing.refresh_prices(client, "us-east-1", prices_dir)
     assert path.read_bytes() == original
     assert [p.name for p in prices_dir.iterdir()] == ["aws-us-east-1.json"]
 
 
-def test_a_price_the_api_does_not_have_fails_the_refresh(pricing, prices_dir: Path) -> None:
-    client, stubber = pricing
+def test_a_price_the_api_does_not_have_fails_the_refresh(price_list, prices_dir: Path) -> None:
+    client, stubber = price_list
     path = prices_dir / "aws-us-east-1.json"
     original = path.read_bytes()
-    first = cost.skus(cost.load_prices("us-east-1", prices_dir))[0]
+    first = pricing.skus(pricing.load_prices("us-east-1", prices_dir))[0]
     stubber.add_response(
         "get_products",
         {"PriceList": [_product("Request-ARM", ("0", "0.0000002"))]},
         _expected_request(first),
     )
-    with pytest.raises(cost.RefreshError, match=r"no AWSLambda product with usage type 'Request'"):
-        cost.refresh_prices(client, "us-east-1", prices_dir)
+    with pytest.raises(
+        pricing.RefreshError, match=r"no AWSLambda product with usage type 'Request'"
+    ):
+        pricing.refresh_prices(client, "us-east-1", prices_dir)
     assert path.read_bytes() == original
 
 
 def test_cli_refresh_failure_says_the_file_was_not_changed(
-    pricing,
+    price_list,
     prices_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    client, stubber = pricing
-    monkeypatch.setattr(cost, "PRICES_DIR", prices_dir)
+    client, stubber = price_list
+    monkeypatch.setattr(pricing, "PRICES_DIR", prices_dir)
     path = prices_dir / "aws-us-east-1.json"
     original = path.read_bytes()
-    first = cost.skus(cost.load_prices("us-east-1", prices_dir))[0]
+    first = pricing.skus(pricing.load_prices("us-east-1", prices_dir))[0]
     stubber.add_client_error(
         "get_products", "ThrottlingException", "slow down", 400, _expected_request(first)
     )

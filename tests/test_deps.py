@@ -21,26 +21,27 @@ import pytest
 from botocore.stub import Stubber
 
 from scripts import aws, deps
+from tests.project import PROJECT
 
 # Distinctive, with characters that need quoting in a URL: a leak is easy to spot.
 TOKEN = "eyJ2ZXIiOjF9.S3CR3T-t0ken_value/with+plus="
 QUOTED = "eyJ2ZXIiOjF9.S3CR3T-t0ken_value%2Fwith%2Bplus%3D"
-HOST = "mlship-123456789012.d.codeartifact.us-east-1.amazonaws.com"
-ENDPOINT = f"https://{HOST}/pypi/mlship-ml/"
-INDEX_URL = f"https://aws:{QUOTED}@{HOST}/pypi/mlship-ml/simple/"
-REDACTED_URL = f"https://aws:****@{HOST}/pypi/mlship-ml/simple/"
+HOST = f"{PROJECT}-123456789012.d.codeartifact.us-east-1.amazonaws.com"
+ENDPOINT = f"https://{HOST}/pypi/{PROJECT}-ml/"
+INDEX_URL = f"https://aws:{QUOTED}@{HOST}/pypi/{PROJECT}-ml/simple/"
+REDACTED_URL = f"https://aws:****@{HOST}/pypi/{PROJECT}-ml/simple/"
 EXPIRES = dt.datetime(2024, 6, 1, 13, 0, tzinfo=dt.UTC)
 SHARED = {
     "stack_kind": "protected",
-    "codeartifact_domain": "mlship",
+    "codeartifact_domain": PROJECT,
     "codeartifact_domain_owner": "123456789012",
-    "codeartifact_domain_arn": "arn:aws:codeartifact:us-east-1:123456789012:domain/mlship",
-    "codeartifact_repository": "mlship-ml",
+    "codeartifact_domain_arn": f"arn:aws:codeartifact:us-east-1:123456789012:domain/{PROJECT}",
+    "codeartifact_repository": f"{PROJECT}-ml",
     "codeartifact_repository_arn": (
-        "arn:aws:codeartifact:us-east-1:123456789012:repository/mlship/mlship-ml"
+        f"arn:aws:codeartifact:us-east-1:123456789012:repository/{PROJECT}/{PROJECT}-ml"
     ),
 }
-WHERE = {"domain": "mlship", "domainOwner": "123456789012", "repository": "mlship-ml"}
+WHERE = {"domain": PROJECT, "domainOwner": "123456789012", "repository": f"{PROJECT}-ml"}
 VERSION = json.loads((deps.MODEL_DIR / "model.json").read_text())["model_version"]
 
 
@@ -85,7 +86,7 @@ def _expect_login(stubber: Stubber, duration: int = deps.DEFAULT_DURATION_SECOND
     stubber.add_response(
         "get_authorization_token",
         {"authorizationToken": TOKEN, "expiration": EXPIRES},
-        {"domain": "mlship", "domainOwner": "123456789012", "durationSeconds": duration},
+        {"domain": PROJECT, "domainOwner": "123456789012", "durationSeconds": duration},
     )
     stubber.add_response(
         "get_repository_endpoint",
@@ -225,7 +226,7 @@ def test_login_errors_say_what_to_do_and_write_nothing(
         service_message="no such thing",
         http_status_code=404 if code.startswith("Resource") else 403,
         expected_params={
-            "domain": "mlship",
+            "domain": PROJECT,
             "domainOwner": "123456789012",
             "durationSeconds": 3600,
         },
@@ -233,7 +234,8 @@ def test_login_errors_say_what_to_do_and_write_nothing(
     pip_conf = shared_outputs.parent / "pip.conf"
     assert deps.main(["login", "--outputs", str(shared_outputs), "--pip-conf", str(pip_conf)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("deps login: getting a CodeArtifact token for domain mlship: " + expected)
+    doing = f"deps login: getting a CodeArtifact token for domain {PROJECT}: "
+    assert err.startswith(doing + expected)
     if code.startswith("Resource"):
         assert "deploy the shared stack" in err
     else:
@@ -247,7 +249,7 @@ def test_endpoint_not_found_points_at_the_shared_stack(
     codeartifact.add_response(
         "get_authorization_token",
         {"authorizationToken": TOKEN, "expiration": EXPIRES},
-        {"domain": "mlship", "domainOwner": "123456789012", "durationSeconds": 3600},
+        {"domain": PROJECT, "domainOwner": "123456789012", "durationSeconds": 3600},
     )
     codeartifact.add_client_error(
         "get_repository_endpoint",
@@ -283,7 +285,7 @@ def test_bad_login_input_exits_2_before_any_call(
 
 def test_outputs_without_the_repository_are_refused(codeartifact, tmp_path: Path, capsys) -> None:
     partial = tmp_path / "partial.json"
-    partial.write_text(json.dumps({"codeartifact_domain": "mlship"}))
+    partial.write_text(json.dumps({"codeartifact_domain": PROJECT}))
     assert deps.main(["login", "--outputs", str(partial), "--print-index-url"]) == 2
     assert "have no 'codeartifact_domain_owner'" in capsys.readouterr().err
 
@@ -313,7 +315,7 @@ def _publish_params(asset: deps.Asset, version: str = VERSION) -> dict:
     return {
         **WHERE,
         "format": "generic",
-        "namespace": "mlship",
+        "namespace": PROJECT,
         "package": "model",
         "packageVersion": version,
         "assetContent": asset.content,
@@ -327,7 +329,7 @@ def _assets_params(version: str = VERSION) -> dict:
     return {
         **WHERE,
         "format": "generic",
-        "namespace": "mlship",
+        "namespace": PROJECT,
         "package": "model",
         "packageVersion": version,
     }
@@ -341,7 +343,7 @@ def test_publish_uploads_the_model_directory_as_the_artifact_version(
         "publish_package_version",
         {
             "format": "generic",
-            "namespace": "mlship",
+            "namespace": PROJECT,
             "package": "model",
             "version": VERSION,
             "versionRevision": "rev1",
@@ -356,7 +358,7 @@ def test_publish_uploads_the_model_directory_as_the_artifact_version(
     )
     assert deps.main(["publish", "--outputs", str(shared_outputs)]) == 0
     out = capsys.readouterr().out
-    assert f"Published `mlship/model` {VERSION} to `mlship/mlship-ml`" in out
+    assert f"Published `{PROJECT}/model` {VERSION} to `{PROJECT}/{PROJECT}-ml`" in out
     assert asset.sha256 in step_summary.read_text()
     with zipfile.ZipFile(io.BytesIO(asset.content)) as archive:
         assert archive.namelist() == ["handler.py", "model.json"]

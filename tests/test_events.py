@@ -7,7 +7,9 @@ import json
 
 import pytest
 
+from infra import naming
 from scripts import events
+from tests.project import PROJECT
 
 
 def _emit(deployed, kind: str, **fields) -> str:
@@ -23,7 +25,7 @@ def test_an_emitted_event_reaches_the_store_through_the_bus(deployed) -> None:
         {"stored": True, "key": f"events/{deployed.names.model_function}/{event_id}.json"}
     ]
     (stored,) = events.history(deployed.client("s3"), deployed.stack_outputs())
-    assert stored["source"] == "mlship.pipeline"
+    assert stored["source"] == naming.event_source(PROJECT)
     assert stored["detail-type"] == "deployed"
     assert stored["detail"]["event_id"] == event_id
     assert stored["detail"]["version"] == "2"

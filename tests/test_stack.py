@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import config, naming
+from infra import naming
 from scripts import stack
 from tests.conftest import REPO_ROOT, policy_pack_with_venv
+from tests.project import PROJECT
 
 BRANCH = "feature/Fancy_Model"
 STACK = naming.slugify(BRANCH)
-PROJECT = config.read_project(REPO_ROOT)[0]
 KMS = "awskms://alias/test-pulumi-secrets?region=us-east-1"
 
 
@@ -343,7 +343,7 @@ def test_bad_branch_and_unknown_stack_are_refused(
     assert stack.main(["preview", "--stack", "prod"]) == 2
     err = capfd.readouterr().err
     assert "'bad..branch' cannot be named" in err
-    assert "only 'shared' is named directly" in err
+    assert "invalid choice: 'prod' (choose from 'shared')" in err
     assert fake_pulumi() == []
 
 

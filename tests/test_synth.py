@@ -13,17 +13,20 @@ import pytest
 from pulumi.runtime import rpc
 
 from infra import naming
+from infra.components import type_token
 from scripts import synth
+from scripts.synth import MOCK_ACCOUNT_ID as ACCOUNT
 from scripts.synth import SynthError, Synthesis, render_json, synthesize
 from scripts.synth import main as synth_cli
 from tests.iam.evaluator import ALLOW, Request, evaluate
+from tests.project import PROJECT, REGION
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = {
-    "mlship:components:ModelTesting",
-    "mlship:components:EventSourcing",
-    "mlship:components:CanaryDeployment",
-    "mlship:components:ApiVersions",
+    type_token("ModelTesting"),
+    type_token("EventSourcing"),
+    type_token("CanaryDeployment"),
+    type_token("ApiVersions"),
 }
 BUCKET = "aws:s3/bucket:Bucket"
 
@@ -50,7 +53,7 @@ def shared() -> Synthesis:
 def test_branch_stack_has_every_capability(feature: Synthesis) -> None:
     types = {r.type for r in feature.resources}
     assert types >= COMPONENTS
-    assert "mlship:components:Dependencies" not in types
+    assert type_token("Dependencies") not in types
     assert feature.kind == "ephemeral"
     assert feature.outputs["branch"] == "feature/Fancy_Model"
 
@@ -58,15 +61,15 @@ def test_branch_stack_has_every_capability(feature: Synthesis) -> None:
 def test_shared_stack_has_dependencies_and_ci_access(shared: Synthesis) -> None:
     components = {r.type for r in shared.resources if not r.custom}
     assert components == {
-        "mlship:components:Dependencies",
-        "mlship:components:CiAccess",
-        "mlship:components:SecureBucket",
-        "mlship:components:ApiGatewayLogging",
+        type_token("Dependencies"),
+        type_token("CiAccess"),
+        type_token("SecureBucket"),
+        type_token("ApiGatewayLogging"),
     }
-    assert shared.outputs["codeartifact_domain"] == "mlship"
+    assert shared.outputs["codeartifact_domain"] == PROJECT
     assert shared.outputs["backend_url"] == f"s3://{shared.outputs['state_bucket']}"
     assert shared.outputs["secrets_provider"] == (
-        "awskms://alias/mlship--shared-pulumi-secrets?region=us-east-1"
+        f"awskms://{naming.shared_names(PROJECT, ACCOUNT).secrets_key_alias}?region={REGION}"
     )
 
 
@@ -117,7 +120,7 @@ def test_every_output_the_scripts_need_is_exported(feature: Synthesis) -> None:
 
 def test_physical_names_come_from_naming(feature: Synthesis) -> None:
     stack = naming.branch_stack("feature/Fancy_Model", {"main"})
-    names = naming.branch_names("mlship", stack, "123456789012", ["v1", "v2"])
+    names = naming.branch_names(PROJECT, stack, ACCOUNT, ["v1", "v2"])
     physical = {r.physical_name for r in feature.resources if r.custom}
     expected = {v for v in names.as_dict().values() if isinstance(v, str)} - {names.notebook}
     assert expected <= physical
@@ -146,7 +149,7 @@ def test_every_resource_goes_through_the_tagging_provider(feature: Synthesis) ->
     provider = feature.one("pulumi:providers:aws")
     tags = json.loads(provider.inputs["defaultTags"])["tags"]
     assert tags == {
-        "project": "mlship",
+        "project": PROJECT,
         "stack": feature.stack,
         "kind": "ephemeral",
         "branch": "feature/Fancy_Model",
@@ -259,7 +262,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     """synth's CLI in this process: the same main(), without paying a new interpreter each time."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = synth_cli(list(args))
+        try:
+            code = synth_cli(list(args))
+        except SystemExit as exit_:  # argparse refusing a flag
+            code = int(exit_.code or 0)
     return subprocess.CompletedProcess(["synth", *args], code, out.getvalue(), err.getvalue())
 
 
@@ -295,17 +301,42 @@ def test_cli_writes_json_inventory_and_step_summary(tmp_path: Path) -> None:
 
 
 def test_cli_markdown_for_the_shared_stack() -> None:
-    result = _cli("--stack", "shared", "--config", "githubRepository=acme/models")
+    result = _cli(
+        "--stack", "shared", "--config", "githubRepository=acme/models", "--format", "markdown"
+    )
     assert result.returncode == 0, result.stderr
     assert "## Synth: stack `shared` (protected)" in result.stdout
     assert "aws:codeartifact/domain:Domain" in result.stdout
 
 
-def test_cli_reports_a_failing_program_and_exits_1(tmp_path: Path) -> None:
+def test_cli_names_only_the_shared_stack_directly() -> None:
     result = _cli("--stack", "not-a-branch-stack")
-    assert result.returncode == 1
-    assert "the program failed for stack 'not-a-branch-stack'" in result.stderr
-    assert "branch is empty" in result.stderr
+    assert result.returncode == 2
+    assert "invalid choice: 'not-a-branch-stack' (choose from 'shared')" in result.stderr
+
+
+def test_the_shared_stack_without_a_repository_says_which_flag_gives_it() -> None:
+    result = _cli("--stack", "shared", "--config", "githubRepository=")
+    assert result.returncode == 2
+    assert "pass --config githubRepository=OWNER/NAME" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--branch", "HEAD"], "branch 'HEAD' cannot be named"),
+        (["--branch", "main", "--config", "apiVersion=[]"], "did you mean apiVersions?"),
+        (["--branch", "main", "--config", "nosuchkey=1"], "'nosuchkey' is not a setting of"),
+        (["--branch", "main", "--config", "apiVersions=banana"], "apiVersions='banana'"),
+    ],
+)
+def test_bad_input_is_refused_before_the_program_runs(args: list[str], named: str) -> None:
+    result = _cli(*args)
+    assert result.returncode == 2
+    assert named in result.stderr
+    assert "evaluating" not in result.stderr
+    assert result.stdout == ""
 
 
 def test_cli_refuses_an_unnameable_branch() -> None:
@@ -328,9 +359,57 @@ def test_cli_reports_policy_violations_and_exits_3(tmp_path: Path) -> None:
 
 
 def test_cli_markdown_says_the_policy_is_clean() -> None:
-    result = _cli("--branch", "feature/x")
+    result = _cli("--branch", "feature/x", "--format", "markdown")
     assert result.returncode == 0, result.stderr
     assert "No violations of the 6 policy rules." in result.stdout
+    assert f"account `{ACCOUNT}` in names is a placeholder" in result.stdout
+
+
+def test_the_default_tree_fits_a_terminal_and_counts_agree(tmp_path: Path) -> None:
+    as_json = tmp_path / "inventory.json"
+    assert (
+        _cli("--branch", "feature/x", "--format", "json", "--output", str(as_json)).returncode == 0
+    )
+    document = json.loads(as_json.read_text())
+    aws_resources = [
+        r for r in document["resources"] if not r["component"] and ":providers:" not in r["type"]
+    ]
+    result = _cli("--branch", "feature/x")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 100 for line in lines)
+    assert len(lines) < 60
+    # One count of AWS resources everywhere: the tree, the JSON, and the closing line.
+    said = f"{len(aws_resources)} AWS resources in "
+    assert said in lines[1]
+    assert document["counts"]["resources"] == len(aws_resources)
+    assert said in result.stderr.splitlines()[-1]
+    top = [
+        int(line.split(": ")[1].split()[0])
+        for line in lines
+        if line[:1].isalpha()
+        and "(" in line
+        and "AWS resources" in line
+        and not line.startswith("stack")
+    ]
+    assert sum(top) == len(aws_resources)
+    assert f"account {ACCOUNT} in names is a placeholder" in result.stdout
+    assert "policy: no violations" in result.stdout
+
+
+def test_the_tree_with_the_cost_still_fits_a_terminal() -> None:
+    result = _cli("--branch", "feature/x", "--cost")
+    assert result.returncode == 0, result.stderr
+    assert all(len(line) <= 100 for line in result.stdout.splitlines())
+    assert "per million model requests" in result.stdout
+
+
+def test_the_tree_names_a_policy_violation() -> None:
+    result = _cli("--branch", "feature/x", "--config", "notebookEnabled=true")
+    assert result.returncode == 3
+    assert "policy: 1 violation(s), 1 mandatory" in result.stdout
+    assert "[no-ephemeral-notebook]" in result.stdout
+    assert "--allow-notebook" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -127,9 +127,7 @@ class ApiVersions(pulumi.ComponentResource):
                 qualifier=args.alias_name,
                 action="lambda:InvokeFunction",
                 principal="apigateway.amazonaws.com",
-                source_arn=self.rest_api.execution_arn.apply(
-                    lambda arn, v=version: f"{arn}/*/*/{v}"
-                ),
+                source_arn=pulumi.Output.concat(self.rest_api.execution_arn, f"/*/*/{version}"),
                 opts=child(self),
             )
             resource_doc = aws.apigateway.DocumentationPart(
@@ -217,7 +215,7 @@ class ApiVersions(pulumi.ComponentResource):
                 opts=child(self),
             )
             self.stages[version] = stage
-            self.urls[version] = stage.invoke_url.apply(lambda url, v=version: f"{url}/{v}")
+            self.urls[version] = pulumi.Output.concat(stage.invoke_url, f"/{version}")
         self.api_key = self._usage_plan(name, args) if args.auth == "api-key" else None
         self.register_outputs({"rest_api_id": self.rest_api.id, "urls": self.urls})
 

@@ -500,7 +500,7 @@ def _role_statements(
     p = args.project
 
     def objects(keys: Iterable[str]) -> list[pulumi.Output[str]]:
-        return [bucket_arn.apply(lambda arn, k=k: f"{arn}/{k}") for k in keys]
+        return [pulumi.Output.concat(bucket_arn, f"/{k}") for k in keys]
 
     read_state = [
         statement(["s3:ListBucket"], [bucket_arn]),
@@ -643,10 +643,7 @@ def _shared_denies(args: CiAccessArgs, bucket_arn: pulumi.Output[str]) -> list[d
             "Resource": [bucket_arn],
         },
         *_deny_writes(
-            [
-                bucket_arn.apply(lambda arn, k=k: f"{arn}/{k}")
-                for k in state_keys(p, naming.SHARED_STACK)
-            ]
+            [pulumi.Output.concat(bucket_arn, f"/{k}") for k in state_keys(p, naming.SHARED_STACK)]
         ),
         {
             "Effect": "Deny",

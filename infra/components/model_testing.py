@@ -155,6 +155,13 @@ class ModelTesting(pulumi.ComponentResource):
             ],
         )
 
+        variables: dict[str, pulumi.Input[str]] = {
+            "ARTIFACT_BUCKET": self.bucket.bucket,
+            "BRANCH": args.branch,
+            "CODEARTIFACT_DOMAIN": args.codeartifact_domain,
+            "CODEARTIFACT_DOMAIN_OWNER": args.codeartifact_domain_owner,
+            "CODEARTIFACT_REPOSITORY": args.codeartifact_repository,
+        }
         self.project = aws.codebuild.Project(
             f"{name}-training",
             name=args.training_project,
@@ -175,13 +182,7 @@ class ModelTesting(pulumi.ComponentResource):
                 "image": args.image,
                 "environment_variables": [
                     {"name": key, "value": value, "type": "PLAINTEXT"}
-                    for key, value in {
-                        "ARTIFACT_BUCKET": self.bucket.bucket,
-                        "BRANCH": args.branch,
-                        "CODEARTIFACT_DOMAIN": args.codeartifact_domain,
-                        "CODEARTIFACT_DOMAIN_OWNER": args.codeartifact_domain_owner,
-                        "CODEARTIFACT_REPOSITORY": args.codeartifact_repository,
-                    }.items()
+                    for key, value in variables.items()
                 ],
             },
             logs_config={

@@ -12,6 +12,7 @@ stack passes in MODEL_FEATURES (a JSON list), so a retrained model needs no chan
 
 import json
 import os
+from typing import Any
 
 import boto3
 
@@ -20,7 +21,7 @@ _clients: dict = {}
 BAD_PAYLOAD = {"instances": [{"no_such_feature": 1.0}]}
 
 
-def _client(service: str):
+def _client(service: Any):
     if service not in _clients:
         _clients[service] = boto3.client(service)
     return _clients[service]
