@@ -93,12 +93,13 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 from infra import config, naming
-from scripts import aws, cli, github, rename, summary
+from scripts import aws, cli, github, pin_pulumi, rename, summary
 from scripts.progress import Progress
 from scripts.stack import INSTALL_HINT
 
 PROJECT_ROOT = config.REPO_ROOT
 STATE_DIR_NAME = ".pulumi-bootstrap"
+PIN_FILE = pin_pulumi.PIN_FILE.relative_to(pin_pulumi.ROOT)
 # `pulumi preview --expect-no-changes` exits 7 when it finds changes (exit_codes.go).
 EXIT_CHANGES_PROPOSED = 7
 SHARED = naming.SHARED_STACK
@@ -236,6 +237,38 @@ def set_project_region(root: Path, region: str, dry_run: bool) -> list[Change]:
         return [Change("file", "Pulumi.yaml", WOULD_UPDATE, detail)]
     path.write_text(text)
     return [Change("file", "Pulumi.yaml", UPDATED, detail)]
+
+
+def pin_pulumi_cli(root: Path, dry_run: bool) -> list[Change]:
+    """Pin the digest of the Pulumi CLI the workflows install, if the repository lacks it.
+
+    The setup action refuses a CLI archive whose SHA-256 the repository does not pin
+    (it fails closed), and the digest can only come from the release's checksums file on
+    the network: bootstrap, which needs the network anyway, fetches it once per CLI version.
+    """
+    pin_file = root / PIN_FILE
+    if not pin_file.is_file():
+        return []  # no setup action in this tree: nothing installs the CLI from a pin
+    try:
+        version = pin_pulumi.sdk_version(root / "requirements.txt")
+    except (OSError, ValueError) as error:
+        raise aws.UsageError(f"{error}; nothing was changed") from None
+    archive = pin_pulumi.archive_name(version)
+    if pin_pulumi.pinned(pin_file, archive):
+        return []
+    name = str(PIN_FILE)
+    if dry_run:
+        return [Change("file", name, WOULD_UPDATE, f"would pin the SHA-256 of {archive}")]
+    try:
+        digest = pin_pulumi.fetch_digest(version)
+    except LookupError as error:
+        raise aws.UsageError(
+            f"cannot pin the Pulumi CLI {version} ({error}); run `python -m scripts.pin_pulumi` "
+            "where GitHub's releases are reachable, commit the pin, then bootstrap again; "
+            "nothing was changed"
+        ) from None
+    pin_pulumi.write_pin(pin_file, archive, digest)
+    return [Change("file", name, UPDATED, f"SHA-256 of {archive} pinned: commit it")]
 
 
 def load_outputs_file(path: Path) -> dict[str, Any]:
@@ -1099,6 +1132,8 @@ def run(
 
     # Before the shared stack: it and every branch stack then read the same region.
     changes: list[Change] = set_project_region(root, inputs.region, inputs.dry_run)
+    # Before anything in AWS or GitHub: without the pin, no workflow can install the CLI.
+    changes += pin_pulumi_cli(root, inputs.dry_run)
     values: dict[str, str] | None = None
     if inputs.skip_stack:
         changes.append(Change("stack", SHARED, SKIPPED, "--skip-stack"))

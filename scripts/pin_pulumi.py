@@ -45,6 +45,25 @@ def digest_from_checksums(text: str, archive: str) -> str:
     raise LookupError(f"the checksums file lists no {archive}")
 
 
+def pinned(pin_file: Path, archive: str) -> bool:
+    """Whether the pin file already holds a digest for `archive`."""
+    lines = pin_file.read_text().splitlines() if pin_file.is_file() else []
+    return any(
+        (match := _LINE.fullmatch(line.strip())) and match["file"] == archive for line in lines
+    )
+
+
+def fetch_digest(version: str, base_url: str | None = None) -> str:
+    """The archive's SHA-256 from the release's own checksums file (needs the network)."""
+    url = f"{base_url or RELEASES}/v{version}/pulumi-{version}-checksums.txt"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - fixed scheme
+            text = response.read().decode()
+        return digest_from_checksums(text, archive_name(version))
+    except (urllib.error.URLError, OSError, LookupError) as error:
+        raise LookupError(f"{url}: {error}") from None
+
+
 def write_pin(pin_file: Path, archive: str, digest: str) -> None:
     """Keep the header comments, replace the archive lines with this one."""
     kept = [line for line in pin_file.read_text().splitlines() if line.startswith("#")]
@@ -65,13 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not _VERSION.fullmatch(version):
         print(f"pin_pulumi: --version {version!r} is not X.Y.Z, e.g. 3.272.0", file=sys.stderr)
         return 2
-    url = f"{args.base_url}/v{version}/pulumi-{version}-checksums.txt"
     try:
-        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - fixed scheme
-            text = response.read().decode()
-        digest = digest_from_checksums(text, archive_name(version))
-    except (urllib.error.URLError, OSError, LookupError) as error:
-        print(f"pin_pulumi: {url}: {error}", file=sys.stderr)
+        digest = fetch_digest(version, args.base_url)
+    except LookupError as error:
+        print(f"pin_pulumi: {error}", file=sys.stderr)
         return 1
     write_pin(args.pin_file, archive_name(version), digest)
     print(f"pinned {archive_name(version)} at sha256 {digest} in {args.pin_file}")

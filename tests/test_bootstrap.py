@@ -23,7 +23,7 @@ import pytest
 import responses
 
 from infra import config, naming
-from scripts import bootstrap, github
+from scripts import bootstrap, github, pin_pulumi
 from tests.project import OTHER_REGION, PROJECT
 from tests.project import REGION as HOME_REGION
 
@@ -712,6 +712,62 @@ def test_a_new_region_reaches_every_stack_through_pulumi_yaml(
         assert config.settings_for_stack("feature-x", root).region == REGION
         assert project.read_text() == before.replace(f"value: {HOME_REGION}", f"value: {REGION}")
         assert f"| file | Pulumi.yaml | updated | aws:region {HOME_REGION} -> {REGION}" in out
+
+
+def _cli_release(root: Path, tmp_path: Path, digest: str) -> str:
+    """A tree whose setup action pins no CLI yet, and a release serving its checksums."""
+    sdk = (config.REPO_ROOT / "requirements.txt").read_text()
+    (root / "requirements.txt").write_text(sdk)
+    pin_file = root / bootstrap.PIN_FILE
+    pin_file.parent.mkdir(parents=True)
+    pin_file.write_text("# pins: none yet\n")
+    version = pin_pulumi.sdk_version(root / "requirements.txt")
+    release = tmp_path / "releases" / f"v{version}"
+    release.mkdir(parents=True)
+    (release / f"pulumi-{version}-checksums.txt").write_text(
+        f"{'0' * 64}  pulumi-v{version}-darwin-arm64.tar.gz\n"
+        f"{digest}  {pin_pulumi.archive_name(version)}\n"
+    )
+    return pin_pulumi.archive_name(version)
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_bootstrap_pins_the_pulumi_cli_the_workflows_install(
+    gh: FakeGitHub, world: World, run, root: Path, *, tmp_path: Path, monkeypatch, dry_run: bool
+) -> None:
+    digest = "ab" * 32
+    archive = _cli_release(root, tmp_path, digest)
+    monkeypatch.setattr(pin_pulumi, "RELEASES", (tmp_path / "releases").as_uri())
+    pin_file = root / bootstrap.PIN_FILE
+
+    code, out, _ = run(*ARGS, *(["--dry-run"] if dry_run else []))
+
+    assert code == 0
+    if dry_run:
+        assert not pin_pulumi.pinned(pin_file, archive)
+        assert f"would pin the SHA-256 of {archive}" in out
+    else:
+        # What the setup action's installer reads: `sha256sum` lines, the archive's own.
+        assert f"{digest}  {archive}" in pin_file.read_text().splitlines()
+        assert f"SHA-256 of {archive} pinned: commit it" in out
+        # Pinned once: a second run leaves the file alone.
+        before = pin_file.read_text()
+        assert run()[0] == 0
+        assert pin_file.read_text() == before
+
+
+def test_a_cli_release_out_of_reach_stops_bootstrap_before_any_change(
+    gh: FakeGitHub, world: World, run, root: Path, *, tmp_path: Path, monkeypatch
+) -> None:
+    _cli_release(root, tmp_path, "cd" * 32)
+    monkeypatch.setattr(pin_pulumi, "RELEASES", (tmp_path / "nowhere").as_uri())
+
+    code, _, err = run()
+
+    assert code == 2
+    assert "python -m scripts.pin_pulumi" in err and "nothing was changed" in err
+    assert gh.writes == []
+    assert world.calls() == []
 
 
 def test_a_variable_with_another_value_is_patched(gh: FakeGitHub, world: World, run) -> None:
