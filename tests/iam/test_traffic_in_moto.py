@@ -93,6 +93,12 @@ class Guard:
                 )
                 for n in params.get("AlarmNames") or ["*"]
             ],
+            ("cloudwatch", "PutMetricAlarm"): lambda: [
+                Request(
+                    "cloudwatch:PutMetricAlarm",
+                    f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{params['AlarmName']}",
+                )
+            ],
             ("codedeploy", "CreateDeployment"): lambda: [
                 Request("codedeploy:CreateDeployment", group)
             ],
@@ -132,6 +138,18 @@ class Guard:
             ],
             ("apigateway", "GetResources"): lambda: [
                 Request("apigateway:GET", f"{api}/resources", self.tags)
+            ],
+            ("apigateway", "GetMethod"): lambda: [
+                Request(
+                    "apigateway:GET",
+                    f"{api}/resources/{params['resourceId']}/methods/{params['httpMethod']}",
+                    self.tags,
+                )
+            ],
+            ("apigateway", "GetDeployment"): lambda: [
+                Request(
+                    "apigateway:GET", f"{api}/deployments/{params['deploymentId']}", self.tags
+                )
             ],
             ("apigateway", "CreateDocumentationVersion"): lambda: [
                 Request("apigateway:POST", f"{api}/documentation/versions", self.tags)
@@ -244,9 +262,14 @@ def test_promote_release_rollback_and_events_run_with_the_promote_role(ephemeral
     assert ephemeral.alias_state() == ("1", {})
     assert guard.refused() == [] and after.refused() == []
     # The calls that matter were made, and decided, under the role.
-    assert {"lambda:UpdateAlias", "apigateway:PATCH", "apigateway:POST", "events:PutEvents"} <= (
-        guard.allowed()
-    )
+    # apigateway:GET: release fingerprints the definition (GetResources, GetMethod).
+    assert {
+        "lambda:UpdateAlias",
+        "apigateway:GET",
+        "apigateway:PATCH",
+        "apigateway:POST",
+        "events:PutEvents",
+    } <= guard.allowed()
     assert {"lambda:UpdateAlias", "s3:ListBucket", "s3:GetObject"} <= after.allowed()
 
 
