@@ -112,9 +112,7 @@ def publish_version(
     return str(response["Version"])
 
 
-def _read_json(
-    s3: Any, bucket: str, key: str, *, denied_is_missing: bool = False
-) -> dict | None:
+def _read_json(s3: Any, bucket: str, key: str, *, denied_is_missing: bool = False) -> dict | None:
     """An object as JSON, or None when there is none yet."""
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()

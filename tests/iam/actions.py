@@ -608,7 +608,8 @@ def publish_metrics_calls(default_branch_bucket: str) -> list[Call]:
 def evaluation_read(outputs: Mapping[str, Any]) -> Call:
     """`nox -s evaluation` (scripts/evaluation.py), in a pull request's preview job."""
     return Call(
-        "s3:GetObject", f"arn:aws:s3:::{outputs['artifact_bucket']}/{training.LATEST_EVALUATION_KEY}"
+        "s3:GetObject",
+        f"arn:aws:s3:::{outputs['artifact_bucket']}/{training.LATEST_EVALUATION_KEY}",
     )
 
 

@@ -494,6 +494,7 @@ def test_promote_re_points_only_its_stack_s_candidate_alarm() -> None:
         (PROMOTE, stack("feature/x"), stack(MAIN)),
         (PROMOTE_PROTECTED, stack(MAIN), stack("feature/x")),
     ):
+
         def alarm(target: Stack, name: str) -> str:
             return f"arn:aws:cloudwatch:{MODEL.region}:{ACCOUNT}:alarm:{name}"
 
@@ -521,9 +522,7 @@ def test_an_ephemeral_branch_trains_with_its_deploy_role_and_reaches_no_other_ru
         assert refused(DEPLOY_PROTECTED, target.train_calls()) == [], protected
     # Training is deploy's duty (it publishes a version): not the approval roles'
     # (which record their own events on the bus, nothing else of these).
-    writes = [
-        c for c in feature.train_calls() if not c.is_read and c.action != "events:PutEvents"
-    ]
+    writes = [c for c in feature.train_calls() if not c.is_read and c.action != "events:PutEvents"]
     assert granted(PROMOTE, writes) == []
     assert granted(PREVIEW, writes) == []
 

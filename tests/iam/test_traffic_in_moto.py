@@ -147,9 +147,7 @@ class Guard:
                 )
             ],
             ("apigateway", "GetDeployment"): lambda: [
-                Request(
-                    "apigateway:GET", f"{api}/deployments/{params['deploymentId']}", self.tags
-                )
+                Request("apigateway:GET", f"{api}/deployments/{params['deploymentId']}", self.tags)
             ],
             ("apigateway", "CreateDocumentationVersion"): lambda: [
                 Request("apigateway:POST", f"{api}/documentation/versions", self.tags)
