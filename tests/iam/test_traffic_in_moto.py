@@ -38,6 +38,13 @@ MODEL = shared_model()
 pytestmark = pytest.mark.moto
 
 
+_UNGUARDED = botocore.client.BaseClient._make_api_call
+
+
+def _project(name: str) -> str:
+    return f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{name}"
+
+
 def _function(name: str) -> str:
     return name if name.startswith("arn:") else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
 
@@ -49,6 +56,9 @@ class Guard:
         self.duty = duty
         self.stack = stack
         self.decided: list[tuple[Request, str]] = []
+        # While a stand-in plays an AWS service (a build running as its own role), its
+        # calls are that service's, not the caller's.
+        self.paused = False
         # The REST API's tags, as the provider's default tags set them.
         branch = naming.BranchStack(
             stack.branch,
@@ -120,7 +130,64 @@ class Guard:
                 Request("s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}")
             ],
             ("s3", "GetObject"): lambda: [
-                Request("s3:GetObject", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")
+                Request(
+                    "s3:GetObject",
+                    f"arn:aws:s3:::{params['Bucket']}/{params['Key']}",
+                    self.object_tags(params["Bucket"], params["Key"]),
+                )
+            ],
+            # A Tagging header also takes s3:PutObjectTagging.
+            ("s3", "PutObject"): lambda: [
+                Request(action, f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")
+                for action in ["s3:PutObject"]
+                + (["s3:PutObjectTagging"] * bool(params.get("Tagging")))
+            ],
+            ("codebuild", "StartBuild"): lambda: [
+                Request("codebuild:StartBuild", _project(params["projectName"]))
+            ],
+            ("codebuild", "BatchGetBuilds"): lambda: [
+                Request("codebuild:BatchGetBuilds", _project(i.split(":", 1)[0]))
+                for i in params["ids"]
+            ],
+            ("codebuild", "StopBuild"): lambda: [
+                Request("codebuild:StopBuild", _project(params["id"].split(":", 1)[0]))
+            ],
+            ("logs", "GetLogEvents"): lambda: [
+                Request(
+                    "logs:GetLogEvents",
+                    f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{params['logGroupName']}"
+                    f":log-stream:{params['logStreamName']}",
+                )
+            ],
+            ("lambda", "UpdateFunctionCode"): lambda: [
+                Request("lambda:UpdateFunctionCode", _function(params["FunctionName"])),
+                # Lambda reads the package from S3 as the caller.
+                *(
+                    [
+                        Request(
+                            "s3:GetObject", f"arn:aws:s3:::{params['S3Bucket']}/{params['S3Key']}"
+                        )
+                    ]
+                    if params.get("S3Bucket")
+                    else []
+                ),
+            ],
+            ("lambda", "PublishVersion"): lambda: [
+                Request("lambda:PublishVersion", _function(params["FunctionName"]))
+            ],
+            ("lambda", "GetFunctionConfiguration"): lambda: [
+                Request(
+                    "lambda:GetFunctionConfiguration",
+                    _function(params["FunctionName"])
+                    + (f":{params['Qualifier']}" if params.get("Qualifier") else ""),
+                )
+            ],
+            ("lambda", "Invoke"): lambda: [
+                Request(
+                    "lambda:InvokeFunction",
+                    _function(params["FunctionName"])
+                    + (f":{params['Qualifier']}" if params.get("Qualifier") else ""),
+                )
             ],
             ("apigateway", "CreateDeployment"): lambda: [
                 Request("apigateway:POST", f"{api}/deployments", self.tags)
@@ -160,7 +227,18 @@ class Guard:
             )
         return mapping[(service, operation)]()
 
+    def object_tags(self, bucket: str, key: str) -> dict[str, str]:
+        """The object's tags as S3's `s3:ExistingObjectTag/<key>` context (none if absent)."""
+        client = boto3.client("s3", region_name=REGION)
+        try:
+            tagging = _UNGUARDED(client, "GetObjectTagging", {"Bucket": bucket, "Key": key})
+        except ClientError:
+            return {}
+        return {f"s3:ExistingObjectTag/{t['Key']}": t["Value"] for t in tagging["TagSet"]}
+
     def check(self, service: str, operation: str, params: Mapping[str, Any]) -> None:
+        if self.paused:
+            return
         for request in self.requests(service, operation, params):
             decision = MODEL.decide(self.duty, request)
             self.decided.append((request, decision))
@@ -168,7 +246,8 @@ class Guard:
                 raise ClientError(
                     {
                         "Error": {
-                            "Code": "AccessDeniedException",
+                            # S3 names its refusal otherwise than the JSON APIs do.
+                            "Code": "AccessDenied" if service == "s3" else "AccessDeniedException",
                             "Message": f"User: {MODEL.roles[self.duty].arn} is not authorized to "
                             f"perform: {request.action} on resource: {request.resource}",
                         }
