@@ -28,7 +28,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from infra import naming
-from infra.components.ci_access import PROMOTE, PROMOTE_PROTECTED
+from infra.components.ci_access import DEPLOY, PROMOTE, PROMOTE_PROTECTED
 from scripts import aws, events, promote, release, rollback
 from tests.iam.evaluator import ALLOW, Request
 from tests.iam.model import protected_branches, shared_model
@@ -39,6 +39,10 @@ pytestmark = pytest.mark.moto
 
 
 _UNGUARDED = botocore.client.BaseClient._make_api_call
+
+
+def _queue(url: str) -> str:
+    return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{url.rsplit('/', 1)[-1]}"
 
 
 def _project(name: str) -> str:
@@ -188,6 +192,12 @@ class Guard:
                     _function(params["FunctionName"])
                     + (f":{params['Qualifier']}" if params.get("Qualifier") else ""),
                 )
+            ],
+            ("sqs", "ReceiveMessage"): lambda: [
+                Request("sqs:ReceiveMessage", _queue(params["QueueUrl"]))
+            ],
+            ("sqs", "DeleteMessage"): lambda: [
+                Request("sqs:DeleteMessage", _queue(params["QueueUrl"]))
             ],
             ("apigateway", "CreateDeployment"): lambda: [
                 Request("apigateway:POST", f"{api}/deployments", self.tags)
@@ -388,6 +398,37 @@ def test_the_protected_promote_role_cannot_move_an_ephemeral_stack(ephemeral, mo
     with holding(PROMOTE_PROTECTED, ephemeral, monkeypatch):
         assert promote.main(promoting) != 0
     assert ephemeral.alias_state() == ("1", {})
+
+
+def _park_a_valid_event(stack) -> None:
+    """An event the processor failed to store (say S3 throttled it), now in the DLQ."""
+    outputs = stack.stack_outputs()
+    model = outputs.require("model_function")
+    events.emit(aws.client("events", REGION), outputs, "deployed", model=model, version="3")
+    sqs = aws.client("sqs", REGION)
+    (message,) = sqs.receive_message(QueueUrl=stack.test_queue_url, MaxNumberOfMessages=10)[
+        "Messages"
+    ]
+    sqs.delete_message(QueueUrl=stack.test_queue_url, ReceiptHandle=message["ReceiptHandle"])
+    sqs.send_message(
+        QueueUrl=stack.outputs["event_dlq_url"],
+        MessageBody=message["Body"],
+        MessageAttributes={"reason": {"DataType": "String", "StringValue": "SlowDown (test)"}},
+    )
+
+
+def test_the_dlq_is_redriven_with_the_deploy_role_and_not_an_approval_role(
+    ephemeral, monkeypatch
+) -> None:
+    _park_a_valid_event(ephemeral)
+    redrive = ["dlq", "--redrive", *_source(ephemeral)]
+    with holding(PROMOTE, ephemeral, monkeypatch) as guard:
+        assert events.main(redrive) != 0
+    assert guard.refused()[0].action == "sqs:ReceiveMessage"
+    with holding(DEPLOY, ephemeral, monkeypatch) as guard:
+        assert events.main(redrive) == 0
+    assert guard.refused() == []
+    assert {"sqs:ReceiveMessage", "events:PutEvents", "sqs:DeleteMessage"} <= guard.allowed()
 
 
 @contextlib.contextmanager
