@@ -37,6 +37,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from infra.training import (
     BUILD_TIMEOUT_MINUTES,
     LATEST_EVALUATION_KEY,
     PUBLISHED_METRICS_KEY,
+    PUBLISHED_TAG,
     RUNS_PREFIX,
 )
 from scripts import aws, events, gate, outputs, runner, smoke, summary
@@ -132,13 +134,15 @@ def publish_version(
     return str(response["Version"])
 
 
-def _read_json(s3: Any, bucket: str, key: str) -> dict | None:
+def _read_json(s3: Any, bucket: str, key: str, *, denied_is_missing: bool = False) -> dict | None:
     """An object as JSON, or None when there is none yet."""
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except (s3.exceptions.NoSuchKey, s3.exceptions.NoSuchBucket):
         return None
     except s3.exceptions.ClientError as error:
+        if denied_is_missing and error.response.get("Error", {}).get("Code") == "AccessDenied":
+            return None
         raise aws.translate(error, f"reading s3://{bucket}/{key}") from error
     return json.loads(body)
 
@@ -174,9 +178,11 @@ def live_baseline(
 
 
 def branch_baseline(s3: Any, bucket: str, default_branch: str) -> tuple[dict | None, str]:
-    metrics = _read_json(s3, bucket, PUBLISHED_METRICS_KEY)
+    # An ephemeral branch's role may read that one object (docs/access.md), not list the
+    # bucket: S3 then answers a missing object with AccessDenied, not NoSuchKey.
+    metrics = _read_json(s3, bucket, PUBLISHED_METRICS_KEY, denied_is_missing=True)
     if metrics is None:
-        return None, f"{default_branch} has published no evaluated model yet"
+        return None, f"{default_branch} has published no evaluated model yet (or none readable)"
     return (
         metrics,
         f"{default_branch} @ {str(metrics.get('commit'))[:12]} (run {metrics.get('run_id')})",
@@ -376,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Bucket=bucket,
                 Key=PUBLISHED_METRICS_KEY,
                 Body=json.dumps({**metrics, "version": version}).encode(),
+                # The mark that lets other branches' (ephemeral) roles read this one object.
+                Tagging=urllib.parse.urlencode([PUBLISHED_TAG]),
             )
         ctx.progress.step(f"recorded; quality gate {verdict}")
         evaluation = report(comparison, fields, args.comparison)

@@ -11,9 +11,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from botocore.stub import Stubber
 
 from infra import config, naming
-from infra.training import PUBLISHED_METRICS_KEY, SOURCE_KEY
+from infra.training import PUBLISHED_METRICS_KEY, PUBLISHED_TAG, SOURCE_KEY
 from model import train as model_train
 from scripts import aws, evaluation, events, runner, train
 from tests.codebuild_standin import CodeBuildRunner, StandInCodeBuild
@@ -307,6 +308,9 @@ def test_on_the_default_branch_the_gate_compares_with_the_live_version(
         world.s3.get_object(Bucket=world.main_bucket(), Key=PUBLISHED_METRICS_KEY)["Body"].read()
     )
     assert published["run_id"] == comparison["run_id"] and published["version"] == first
+    # Marked published: the one object other branches' roles may read (docs/access.md).
+    tags = world.s3.get_object_tagging(Bucket=world.main_bucket(), Key=PUBLISHED_METRICS_KEY)
+    assert {(t["Key"], t["Value"]) for t in tags["TagSet"]} == {PUBLISHED_TAG}
 
     # Promoted; the next push on main is compared with what is live, run for run.
     world.stack.set_alias(first, {})
@@ -334,3 +338,16 @@ def test_a_branch_not_trained_yet_has_no_evaluation(world: World, capsys) -> Non
     assert evaluation.main(["--branch", "feature/x", "--output", str(out)]) == 0
     assert "none yet for branch feature/x" in capsys.readouterr().err
     assert evaluation.main(["--branch", "bad..name", "--output", str(out)]) == 2
+
+
+def test_a_default_branch_that_published_nothing_is_no_baseline_even_when_s3_says_denied() -> None:
+    # A role that may read only the published object, not list the bucket, gets
+    # AccessDenied for a missing key (S3's answer without s3:ListBucket).
+    s3 = aws.client("s3", "us-east-1")
+    with Stubber(s3) as stub:
+        stub.add_client_error("get_object", "AccessDenied", http_status_code=403)
+        baseline, label = train.branch_baseline(s3, "bucket", "main")
+    assert baseline is None and "main" in label
+    with Stubber(s3) as stub, pytest.raises(aws.ScriptError):
+        stub.add_client_error("get_object", "InvalidObjectState", http_status_code=403)
+        train.branch_baseline(s3, "bucket", "main")

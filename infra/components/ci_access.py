@@ -32,7 +32,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra import naming
+from infra import naming, training
 from infra.components import type_token
 from infra.components.base import child, policy_document, retained, statement
 from infra.components.storage import SecureBucket, SecureBucketArgs
@@ -514,6 +514,8 @@ def _role_statements(
     deny_protected_state = _deny_writes(objects(protected_keys))
 
     deny_protected = _deny_protected_names(args)
+    # The ephemeral deploy role runs every branch's training and its quality gate.
+    deny_protected_but_published = _deny_protected_names(args, published_readable=True)
     shared = _shared_denies(args, bucket_arn)
     own = stack_arns(args, args.any_branch)
     codeartifact = [
@@ -546,7 +548,7 @@ def _role_statements(
             *codeartifact,
             *shared,
             *deny_protected_state,
-            *deny_protected,
+            *deny_protected_but_published,
         ],
         DEPLOY_PROTECTED: [
             *read_state,
@@ -561,7 +563,7 @@ def _role_statements(
             *read_state,
             *foreign_apis,
             statement(["kms:Decrypt"], [ephemeral_key]),
-            *_promote_statements(args, own, None),
+            *_promote_statements(args, own, [args.any_branch], None),
             *deny_shared_state,
             *deny_protected_state,
             *deny_protected,
@@ -570,18 +572,52 @@ def _role_statements(
             *read_state,
             *foreign_apis,
             statement(["kms:Decrypt"], [protected_key]),
-            *_promote_statements(args, protected_own, protected_tags),
+            *_promote_statements(
+                args, protected_own, [p.names for p in args.protected], protected_tags
+            ),
             *deny_shared_state,
         ],
     }
 
 
-def _deny_protected_names(args: CiAccessArgs) -> list[dict[str, Any]]:
-    """Everything on every exact name of every protected stack, and its tagged REST APIs."""
+def _deny_protected_names(
+    args: CiAccessArgs, *, published_readable: bool = False
+) -> list[dict[str, Any]]:
+    """Everything on every exact name of every protected stack, and its tagged REST APIs.
+
+    With `published_readable`, one exception: GetObject of the default branch's
+    published metrics (the object its training run marks as published), which
+    every branch's quality gate compares with. The mark is an object tag because
+    IAM cannot carve one key prefix out of a bucket's `/*`: any other object of
+    that bucket, untagged, stays denied, and so does every other action on it.
+    """
+    published = _published_objects(args) if published_readable and args.protected else None
     protected_arns = [
-        arn for s in args.protected for arns in stack_arns(args, s.names).values() for arn in arns
+        arn
+        for s in args.protected
+        for arns in stack_arns(args, s.names).values()
+        for arn in arns
+        if arn != published
     ]
-    return [{"Effect": "Deny", "Action": "*", "Resource": protected_arns}, *_deny_protected_apis()]
+    denies = [{"Effect": "Deny", "Action": "*", "Resource": protected_arns}]
+    if published is not None:
+        key, value = training.PUBLISHED_TAG
+        denies += [
+            {"Effect": "Deny", "NotAction": ["s3:GetObject"], "Resource": [published]},
+            {
+                "Effect": "Deny",
+                "Action": ["s3:GetObject"],
+                "Resource": [published],
+                # A missing tag (any other object, or none) makes StringNotEquals true.
+                "Condition": {"StringNotEquals": {f"s3:ExistingObjectTag/{key}": value}},
+            },
+        ]
+    return [*denies, *_deny_protected_apis()]
+
+
+def _published_objects(args: CiAccessArgs) -> str:
+    """The default branch's artifact objects (the first protected stack is the default branch)."""
+    return f"arn:aws:s3:::{args.protected[0].names.artifact_bucket}/*"
 
 
 def _deny_writes(resources: list[Any]) -> list[dict[str, Any]]:
@@ -777,7 +813,10 @@ def _boundary_statements(args: CiAccessArgs) -> list[dict[str, Any]]:
 
 
 def _promote_statements(
-    args: CiAccessArgs, arns: Mapping[str, list[str]], stack_tags: Sequence[str] | None
+    args: CiAccessArgs,
+    arns: Mapping[str, list[str]],
+    stacks: Sequence[naming.BranchNames],
+    stack_tags: Sequence[str] | None,
 ) -> list[dict[str, Any]]:
     """Move traffic and stages, read what that needs, record the events; nothing else."""
     functions = [a for a in arns["lambda"]]
@@ -788,6 +827,10 @@ def _promote_statements(
     ]
     buses = [a for a in arns["events"] if ":event-bus/" in a]
     codedeploy = arns["codedeploy"]
+    candidate_alarms = [
+        f"arn:aws:cloudwatch:{args.region}:{args.account_id}:alarm:{n.version_errors_alarm}"
+        for n in stacks
+    ]
     api_condition = (
         {"Condition": {"StringEquals": {"aws:ResourceTag/stack": list(stack_tags)}}}
         if stack_tags is not None
@@ -817,8 +860,10 @@ def _promote_statements(
             ],
             codedeploy,
         ),
-        # Promote points the candidate alarm at the version it shifts (canary.py).
-        statement(["cloudwatch:PutMetricAlarm"], arns["cloudwatch"]),
+        # Promote points the candidate alarm at the version it shifts (canary.py),
+        # and no other alarm. It passes no Tags (an update ignores them anyway),
+        # so it needs no cloudwatch:TagResource.
+        statement(["cloudwatch:PutMetricAlarm"], candidate_alarms),
         # Required with CreateDeployment (CodeDeploy permissions reference).
         statement(
             ["codedeploy:GetDeploymentConfig"],
@@ -837,6 +882,12 @@ def _promote_statements(
                 "/restapis/*/documentation/versions",
                 "/restapis/*/resources",
             ),
+            **api_condition,
+        ),
+        # release.py fingerprints the API definition: GetMethod of every method.
+        statement(
+            ["apigateway:GET"],
+            _apigateway(args, "/restapis/*/resources/*/methods/*"),
             **api_condition,
         ),
         # release.py removes the deployment of a release that failed half-way.

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra import training
 from tests.iam.evaluator import Request
 
 # Placeholder ids for children API Gateway names itself (mocks cannot know them).
@@ -448,6 +449,10 @@ RESOURCE_ACTIONS: Mapping[str, Builder] = {
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": _bucket_setting(
         "s3:PutBucketOwnershipControls", "s3:GetBucketOwnershipControls"
     ),
+    # DeleteBucketLifecycle is authorized as s3:PutLifecycleConfiguration.
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": _bucket_setting(
+        "s3:PutLifecycleConfiguration", "s3:GetLifecycleConfiguration"
+    ),
     "aws:iam/role:Role": _role,
     "aws:iam/rolePolicy:RolePolicy": _role_policy,
     "aws:cloudwatch/logGroup:LogGroup": _log_group,
@@ -521,10 +526,110 @@ def writes_of_state(project: str, stack: str, bucket: str) -> list[Call]:
     return [c for c in backend_calls(project, stack, bucket) if not c.is_read]
 
 
-def traffic_calls(outputs: Mapping[str, Any], t: Target, deployment_config: str) -> list[Call]:
+def lock_calls(project: str, stack: str, bucket: str) -> list[Call]:
+    """scripts/backend.py: list and read a stack's locks, read its checkpoint (plan and
+    lock checks of preview, deploy, drift and cleanup)."""
+    arn = f"arn:aws:s3:::{bucket}"
+    return [
+        Call("s3:ListBucket", arn),  # ListObjectsV2, Prefix=.pulumi/locks/organization/<p>/<s>/
+        Call("s3:GetObject", _lock(project, stack, bucket)),
+        Call("s3:GetObject", f"{arn}/.pulumi/stacks/{project}/{stack}.json"),
+    ]
+
+
+def unlock_calls(project: str, stack: str, bucket: str) -> list[Call]:
+    """`nox -s unlock`: the lock checks, then DeleteObject of this machine's lock."""
+    return [
+        *lock_calls(project, stack, bucket),
+        Call("s3:DeleteObject", _lock(project, stack, bucket)),
+    ]
+
+
+def _lock(project: str, stack: str, bucket: str) -> str:
+    return f"arn:aws:s3:::{bucket}/.pulumi/locks/organization/{project}/{stack}/0f1e2d3c.json"
+
+
+BUILD_ID = "b1a2c3d4"
+
+
+def train_calls(outputs: Mapping[str, Any], t: Target, log_group: str) -> list[Call]:
+    """The train job's calls on its own stack (scripts/train.py, runner.py, smoke.py and
+    promote.py --check); `log_group` is the runner's (naming.BranchNames.training_log_group)."""
+    project = str(outputs["training_project"])
+    build = f"{project}:{BUILD_ID}"
+    bucket = f"arn:aws:s3:::{outputs['artifact_bucket']}"
+    function = _function_arn(t, str(outputs["model_function"]))
+    version = f"{function}:7"
+    return [
+        # runner.upload_source, start, wait (poll, log tail, stop at the timeout).
+        Call("s3:PutObject", f"{bucket}/{training.SOURCE_KEY}"),
+        Call("codebuild:StartBuild", _arn("codebuild", t, f"project/{project}")),
+        Call("codebuild:BatchGetBuilds", _arn("codebuild", t, f"project/{project}")),
+        Call("codebuild:StopBuild", _arn("codebuild", t, f"project/{project}")),
+        Call("logs:GetLogEvents", _arn("logs", t, f"log-group:{log_group}:log-stream:{build}")),
+        # runner.fetch_results
+        Call("s3:GetObject", f"{bucket}/{training.RUNS_PREFIX}{build}/model.json"),
+        Call("s3:GetObject", f"{bucket}/{training.RUNS_PREFIX}{build}/metrics.json"),
+        # train.publish_version; the function_updated_v2 waiter polls GetFunction.
+        Call("s3:PutObject", f"{bucket}/{training.RUNS_PREFIX}{build}/lambda.zip"),
+        Call("lambda:UpdateFunctionCode", function),
+        Call("lambda:GetFunction", function),
+        Call("lambda:PublishVersion", function),
+        # smoke.smoke on the new version; promote --check reads its code and the alias.
+        Call("lambda:InvokeFunction", version),
+        Call("lambda:GetFunction", version),
+        Call("lambda:GetAlias", f"{function}:{outputs['model_alias']}"),
+        # train.live_baseline (the default branch compares with its live version).
+        Call("lambda:GetFunctionConfiguration", version),
+        # events.emit: trained, evaluated.
+        Call("events:PutEvents", _arn("events", t, f"event-bus/{outputs['event_bus']}")),
+        Call("s3:PutObject", f"{bucket}/{training.LATEST_EVALUATION_KEY}"),
+    ]
+
+
+def published_metrics_read(default_branch_bucket: str) -> Call:
+    """train.branch_baseline: the default branch's published metrics, as S3 sees them
+    (tagged published by the default branch's train job)."""
+    key, value = training.PUBLISHED_TAG
+    return Call(
+        "s3:GetObject",
+        f"arn:aws:s3:::{default_branch_bucket}/{training.PUBLISHED_METRICS_KEY}",
+        {f"s3:ExistingObjectTag/{key}": value},
+    )
+
+
+def publish_metrics_calls(default_branch_bucket: str) -> list[Call]:
+    """The default branch's train job writes the published metrics with their tag."""
+    arn = f"arn:aws:s3:::{default_branch_bucket}/{training.PUBLISHED_METRICS_KEY}"
+    # PutObject with a Tagging header also takes s3:PutObjectTagging.
+    return [Call("s3:PutObject", arn), Call("s3:PutObjectTagging", arn)]
+
+
+def evaluation_read(outputs: Mapping[str, Any]) -> Call:
+    """`nox -s evaluation` (scripts/evaluation.py), in a pull request's preview job."""
+    return Call(
+        "s3:GetObject",
+        f"arn:aws:s3:::{outputs['artifact_bucket']}/{training.LATEST_EVALUATION_KEY}",
+    )
+
+
+def dlq_calls(outputs: Mapping[str, Any], t: Target) -> list[Call]:
+    """`events dlq [--redrive]` (scripts/events.py dead_letters)."""
+    queue = _arn("sqs", t, str(outputs["event_dlq_url"]).rsplit("/", 1)[-1])
+    return [
+        Call("sqs:ReceiveMessage", queue),
+        Call("events:PutEvents", _arn("events", t, f"event-bus/{outputs['event_bus']}")),
+        Call("sqs:DeleteMessage", queue),
+    ]
+
+
+def traffic_calls(
+    outputs: Mapping[str, Any], t: Target, deployment_config: str, candidate_alarm: str
+) -> list[Call]:
     """The calls promote, rollback, release and `events` make for one stack (scripts/*.py).
 
-    `outputs` are the stack's outputs as synth evaluates them.
+    `outputs` are the stack's outputs as synth evaluates them; `candidate_alarm`
+    is the alarm on the candidate version (naming.BranchNames.version_errors_alarm).
     """
     function = _function_arn(t, str(outputs["model_function"]))
     alias = f"{function}:{outputs['model_alias']}"
@@ -550,6 +655,8 @@ def traffic_calls(outputs: Mapping[str, Any], t: Target, deployment_config: str)
             Call("cloudwatch:DescribeAlarms", _arn("cloudwatch", t, f"alarm:{name}"))
             for name in outputs["alarms"]
         ],
+        # promote.watch_candidate: the candidate alarm watches the version shifted.
+        Call("cloudwatch:PutMetricAlarm", _arn("cloudwatch", t, f"alarm:{candidate_alarm}")),
         # rollback.py: stop an in-flight canary first (no resource type).
         Call("codedeploy:StopDeployment", "*", owned=False),
         # release.py
@@ -557,6 +664,10 @@ def traffic_calls(outputs: Mapping[str, Any], t: Target, deployment_config: str)
         *_api_calls(t, ["DELETE"], f"/restapis/{api}/deployments/{DEPLOYMENT_ID}"),
         *_api_calls(t, ["GET", "PATCH"], f"/restapis/{api}/stages/{stage}"),
         *_api_calls(t, ["POST"], f"/restapis/{api}/documentation/versions"),
+        # release.definition_fingerprint: every resource, each method, the served deployment.
+        *_api_calls(t, ["GET"], f"/restapis/{api}/resources"),
+        *_api_calls(t, ["GET"], f"/restapis/{api}/resources/{RESOURCE_ID}/methods/POST"),
+        *_api_calls(t, ["GET"], f"/restapis/{api}/deployments/{DEPLOYMENT_ID}"),
         # events.py: emit, list and read the history.
         Call("events:PutEvents", bus),
         Call("s3:ListBucket", store),

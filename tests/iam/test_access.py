@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra import naming
+from infra import naming, training
 from infra.components.ci_access import (
     DEPLOY,
     DEPLOY_PROTECTED,
@@ -89,6 +89,9 @@ class Stack:
             ),
         )
         self.name = stack.stack
+        self.names = naming.branch_names(
+            PROJECT, stack_info, ACCOUNT, synth.config.settings_for_stack(stack.stack).api_versions
+        )
         self.rows = [r for r in rows(stack) if not r["component"]]
 
     def resource_calls(self) -> list[Call]:
@@ -103,7 +106,24 @@ class Stack:
 
     def traffic_calls(self) -> list[Call]:
         config = synth.config.settings_for_stack(self.name)
-        return actions.traffic_calls(self.outputs, self.target, config.canary_deployment_config)
+        return actions.traffic_calls(
+            self.outputs,
+            self.target,
+            config.canary_deployment_config,
+            self.names.version_errors_alarm,
+        )
+
+    def train_calls(self) -> list[Call]:
+        return actions.train_calls(self.outputs, self.target, self.names.training_log_group)
+
+    def lock_calls(self) -> list[Call]:
+        return actions.lock_calls(PROJECT, self.name, MODEL.state_bucket)
+
+    def unlock_calls(self) -> list[Call]:
+        return actions.unlock_calls(PROJECT, self.name, MODEL.state_bucket)
+
+    def dlq_calls(self) -> list[Call]:
+        return actions.dlq_calls(self.outputs, self.target)
 
 
 @cache
@@ -465,3 +485,137 @@ def test_protected_traffic_moves_only_from_its_own_approval_role(protected: str)
     # ...and the protected approval role cannot move an ephemeral stack's traffic.
     feature = [c for c in stack("feature/x").traffic_calls() if c.owned]
     assert granted(PROMOTE_PROTECTED, feature) == []
+
+
+def test_promote_re_points_only_its_stack_s_candidate_alarm() -> None:
+    # The candidate alarm is the only alarm promote rewrites; the live alarm, the DLQ
+    # alarm and tags (an update ignores PutMetricAlarm's Tags) stay the deploy's.
+    for duty, own, other in (
+        (PROMOTE, stack("feature/x"), stack(MAIN)),
+        (PROMOTE_PROTECTED, stack(MAIN), stack("feature/x")),
+    ):
+
+        def alarm(target: Stack, name: str) -> str:
+            return f"arn:aws:cloudwatch:{MODEL.region}:{ACCOUNT}:alarm:{name}"
+
+        candidate = alarm(own, own.names.version_errors_alarm)
+        assert MODEL.decide(duty, Request("cloudwatch:PutMetricAlarm", candidate)) == ALLOW
+        not_its_own = [
+            Call("cloudwatch:PutMetricAlarm", alarm(own, own.names.alias_errors_alarm)),
+            Call("cloudwatch:PutMetricAlarm", alarm(own, own.names.event_dlq_alarm)),
+            Call("cloudwatch:PutMetricAlarm", alarm(other, other.names.version_errors_alarm)),
+            Call("cloudwatch:TagResource", candidate),
+            Call("cloudwatch:DeleteAlarms", candidate),
+        ]
+        assert granted(duty, not_its_own) == [], duty
+
+
+# ------------------------------------------------------------------ training
+
+
+def test_an_ephemeral_branch_trains_with_its_deploy_role_and_reaches_no_other_runner() -> None:
+    feature = stack("feature/x")
+    assert refused(DEPLOY, feature.train_calls()) == []
+    for protected in PROTECTED:
+        target = stack(protected)
+        assert granted(DEPLOY, [c for c in target.train_calls() if c.owned]) == [], protected
+        assert refused(DEPLOY_PROTECTED, target.train_calls()) == [], protected
+    # Training is deploy's duty (it publishes a version): not the approval roles'
+    # (which record their own events on the bus, nothing else of these).
+    writes = [c for c in feature.train_calls() if not c.is_read and c.action != "events:PutEvents"]
+    assert granted(PROMOTE, writes) == []
+    assert granted(PREVIEW, writes) == []
+
+
+def test_every_branch_reads_the_default_branch_s_published_metrics_and_nothing_else_of_it() -> None:
+    main = stack(MAIN)
+    bucket = main.outputs["artifact_bucket"]
+    published = actions.published_metrics_read(bucket)
+    assert MODEL.decide(DEPLOY, published.request()) == ALLOW
+    assert MODEL.decide(DEPLOY_PROTECTED, published.request()) == ALLOW
+    # The default branch's train job writes it, tagged; no ephemeral role can.
+    assert refused(DEPLOY_PROTECTED, actions.publish_metrics_calls(bucket)) == []
+    assert granted(DEPLOY, actions.publish_metrics_calls(bucket)) == []
+    arn = f"arn:aws:s3:::{bucket}"
+    untagged = [
+        # The same key without the mark, every other object, the bucket's listing.
+        Call("s3:GetObject", published.resource),
+        Call("s3:GetObject", f"{arn}/{training.RUNS_PREFIX}{actions.BUILD_ID}/model.json"),
+        Call("s3:GetObject", f"{arn}/{training.LATEST_EVALUATION_KEY}"),
+        Call("s3:GetObject", f"{arn}/{training.SOURCE_KEY}"),
+        Call("s3:ListBucket", arn),
+        # A tagged object still only reads: no version reads, tags, writes or deletes.
+        *[
+            Call(action, published.resource, published.context)
+            for action in (
+                "s3:GetObjectVersion",
+                "s3:GetObjectTagging",
+                "s3:PutObject",
+                "s3:PutObjectTagging",
+                "s3:DeleteObject",
+                "s3:DeleteObjectVersion",
+            )
+        ],
+    ]
+    assert granted(DEPLOY, untagged) == []
+    # The exception is the default branch's alone: another protected stack's objects
+    # stay out of reach, marked or not.
+    for other in PROTECTED[1:]:
+        theirs = actions.published_metrics_read(stack(other).outputs["artifact_bucket"])
+        assert MODEL.decide(DEPLOY, theirs.request()) != ALLOW
+    # ...and the approval roles have no business there.
+    assert MODEL.decide(PROMOTE, published.request()) != ALLOW
+
+
+def test_a_role_made_by_an_ephemeral_deploy_cannot_read_the_published_metrics() -> None:
+    # The exception is the CI role's: the boundary of the stack's own roles keeps
+    # every protected object out of reach (a runner does not compare; train.py does).
+    anything = [{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}]
+    boundary = MODEL.boundaries[str(MODEL.outputs["role_boundary_arn"])]
+    published = actions.published_metrics_read(stack(MAIN).outputs["artifact_bucket"])
+    assert evaluate(anything, published.request(), boundary=boundary) != ALLOW
+
+
+def test_a_pull_request_reads_its_branch_s_latest_evaluation() -> None:
+    for target in (stack("feature/x"), *[stack(b) for b in PROTECTED]):
+        assert MODEL.decide(PREVIEW, actions.evaluation_read(target.outputs).request()) == ALLOW
+
+
+# ------------------------------------------------------------------ backend locks
+
+
+def test_lock_checks_and_unlock_run_with_the_roles_that_issue_them() -> None:
+    feature = stack("feature/x")
+    # preview and deploy check the plan's checkpoint and the locks; unlock follows a
+    # cancelled deploy or destroy of an ephemeral stack.
+    for duty in (PREVIEW, DEPLOY):
+        assert refused(duty, feature.lock_calls()) == [], duty
+    assert refused(DEPLOY, feature.unlock_calls()) == []
+    for protected in PROTECTED:
+        target = stack(protected)
+        # Drift (deploy-protected) and cleanup (deploy, every stack's locks) only read...
+        assert refused(DEPLOY_PROTECTED, target.unlock_calls()) == [], protected
+        assert refused(DEPLOY, target.lock_calls()) == [], protected
+        assert refused(PREVIEW, target.lock_calls()) == [], protected
+        # ...and no ephemeral role can release a protected stack's lock.
+        for duty in (PREVIEW, DEPLOY, PROMOTE):
+            assert granted(duty, target.unlock_calls()[-1:]) == [], (duty, protected)
+    shared = actions.unlock_calls(PROJECT, naming.SHARED_STACK, MODEL.state_bucket)
+    assert refused(DEPLOY, shared[:-1]) == []
+    for duty in DUTIES:
+        assert granted(duty, shared[-1:]) == [], duty
+
+
+# ------------------------------------------------------------------ events
+
+
+def test_the_dead_letter_queue_is_redriven_with_the_deploy_role_of_its_kind() -> None:
+    # `events dlq --redrive` changes the stack's data, like deploy's `events emit`:
+    # it runs with the deploy role of the stack's kind, never an approval role.
+    feature, main = stack("feature/x"), stack(MAIN)
+    assert refused(DEPLOY, feature.dlq_calls()) == []
+    assert refused(DEPLOY_PROTECTED, main.dlq_calls()) == []
+    assert granted(DEPLOY, [c for c in main.dlq_calls() if c.action.startswith("sqs:")]) == []
+    for duty in (PREVIEW, PROMOTE, PROMOTE_PROTECTED):
+        sqs = [c for t in (feature, main) for c in t.dlq_calls() if c.action.startswith("sqs:")]
+        assert granted(duty, sqs) == [], duty

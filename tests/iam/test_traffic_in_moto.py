@@ -28,7 +28,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from infra import naming
-from infra.components.ci_access import PROMOTE, PROMOTE_PROTECTED
+from infra.components.ci_access import DEPLOY, PROMOTE, PROMOTE_PROTECTED
 from scripts import aws, events, promote, release, rollback
 from tests.iam.evaluator import ALLOW, Request
 from tests.iam.model import protected_branches, shared_model
@@ -36,6 +36,17 @@ from tests.moto_stack import ACCOUNT, REGION, build_deployed_stack
 
 MODEL = shared_model()
 pytestmark = pytest.mark.moto
+
+
+_UNGUARDED = botocore.client.BaseClient._make_api_call
+
+
+def _queue(url: str) -> str:
+    return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{url.rsplit('/', 1)[-1]}"
+
+
+def _project(name: str) -> str:
+    return f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{name}"
 
 
 def _function(name: str) -> str:
@@ -49,6 +60,9 @@ class Guard:
         self.duty = duty
         self.stack = stack
         self.decided: list[tuple[Request, str]] = []
+        # While a stand-in plays an AWS service (a build running as its own role), its
+        # calls are that service's, not the caller's.
+        self.paused = False
         # The REST API's tags, as the provider's default tags set them.
         branch = naming.BranchStack(
             stack.branch,
@@ -93,6 +107,12 @@ class Guard:
                 )
                 for n in params.get("AlarmNames") or ["*"]
             ],
+            ("cloudwatch", "PutMetricAlarm"): lambda: [
+                Request(
+                    "cloudwatch:PutMetricAlarm",
+                    f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{params['AlarmName']}",
+                )
+            ],
             ("codedeploy", "CreateDeployment"): lambda: [
                 Request("codedeploy:CreateDeployment", group)
             ],
@@ -114,7 +134,70 @@ class Guard:
                 Request("s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}")
             ],
             ("s3", "GetObject"): lambda: [
-                Request("s3:GetObject", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")
+                Request(
+                    "s3:GetObject",
+                    f"arn:aws:s3:::{params['Bucket']}/{params['Key']}",
+                    self.object_tags(params["Bucket"], params["Key"]),
+                )
+            ],
+            # A Tagging header also takes s3:PutObjectTagging.
+            ("s3", "PutObject"): lambda: [
+                Request(action, f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")
+                for action in ["s3:PutObject"]
+                + (["s3:PutObjectTagging"] * bool(params.get("Tagging")))
+            ],
+            ("codebuild", "StartBuild"): lambda: [
+                Request("codebuild:StartBuild", _project(params["projectName"]))
+            ],
+            ("codebuild", "BatchGetBuilds"): lambda: [
+                Request("codebuild:BatchGetBuilds", _project(i.split(":", 1)[0]))
+                for i in params["ids"]
+            ],
+            ("codebuild", "StopBuild"): lambda: [
+                Request("codebuild:StopBuild", _project(params["id"].split(":", 1)[0]))
+            ],
+            ("logs", "GetLogEvents"): lambda: [
+                Request(
+                    "logs:GetLogEvents",
+                    f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{params['logGroupName']}"
+                    f":log-stream:{params['logStreamName']}",
+                )
+            ],
+            ("lambda", "UpdateFunctionCode"): lambda: [
+                Request("lambda:UpdateFunctionCode", _function(params["FunctionName"])),
+                # Lambda reads the package from S3 as the caller.
+                *(
+                    [
+                        Request(
+                            "s3:GetObject", f"arn:aws:s3:::{params['S3Bucket']}/{params['S3Key']}"
+                        )
+                    ]
+                    if params.get("S3Bucket")
+                    else []
+                ),
+            ],
+            ("lambda", "PublishVersion"): lambda: [
+                Request("lambda:PublishVersion", _function(params["FunctionName"]))
+            ],
+            ("lambda", "GetFunctionConfiguration"): lambda: [
+                Request(
+                    "lambda:GetFunctionConfiguration",
+                    _function(params["FunctionName"])
+                    + (f":{params['Qualifier']}" if params.get("Qualifier") else ""),
+                )
+            ],
+            ("lambda", "Invoke"): lambda: [
+                Request(
+                    "lambda:InvokeFunction",
+                    _function(params["FunctionName"])
+                    + (f":{params['Qualifier']}" if params.get("Qualifier") else ""),
+                )
+            ],
+            ("sqs", "ReceiveMessage"): lambda: [
+                Request("sqs:ReceiveMessage", _queue(params["QueueUrl"]))
+            ],
+            ("sqs", "DeleteMessage"): lambda: [
+                Request("sqs:DeleteMessage", _queue(params["QueueUrl"]))
             ],
             ("apigateway", "CreateDeployment"): lambda: [
                 Request("apigateway:POST", f"{api}/deployments", self.tags)
@@ -133,6 +216,16 @@ class Guard:
             ("apigateway", "GetResources"): lambda: [
                 Request("apigateway:GET", f"{api}/resources", self.tags)
             ],
+            ("apigateway", "GetMethod"): lambda: [
+                Request(
+                    "apigateway:GET",
+                    f"{api}/resources/{params['resourceId']}/methods/{params['httpMethod']}",
+                    self.tags,
+                )
+            ],
+            ("apigateway", "GetDeployment"): lambda: [
+                Request("apigateway:GET", f"{api}/deployments/{params['deploymentId']}", self.tags)
+            ],
             ("apigateway", "CreateDocumentationVersion"): lambda: [
                 Request("apigateway:POST", f"{api}/documentation/versions", self.tags)
             ],
@@ -144,7 +237,18 @@ class Guard:
             )
         return mapping[(service, operation)]()
 
+    def object_tags(self, bucket: str, key: str) -> dict[str, str]:
+        """The object's tags as S3's `s3:ExistingObjectTag/<key>` context (none if absent)."""
+        client = boto3.client("s3", region_name=REGION)
+        try:
+            tagging = _UNGUARDED(client, "GetObjectTagging", {"Bucket": bucket, "Key": key})
+        except ClientError:
+            return {}
+        return {f"s3:ExistingObjectTag/{t['Key']}": t["Value"] for t in tagging["TagSet"]}
+
     def check(self, service: str, operation: str, params: Mapping[str, Any]) -> None:
+        if self.paused:
+            return
         for request in self.requests(service, operation, params):
             decision = MODEL.decide(self.duty, request)
             self.decided.append((request, decision))
@@ -152,7 +256,8 @@ class Guard:
                 raise ClientError(
                     {
                         "Error": {
-                            "Code": "AccessDeniedException",
+                            # S3 names its refusal otherwise than the JSON APIs do.
+                            "Code": "AccessDenied" if service == "s3" else "AccessDeniedException",
                             "Message": f"User: {MODEL.roles[self.duty].arn} is not authorized to "
                             f"perform: {request.action} on resource: {request.resource}",
                         }
@@ -244,9 +349,14 @@ def test_promote_release_rollback_and_events_run_with_the_promote_role(ephemeral
     assert ephemeral.alias_state() == ("1", {})
     assert guard.refused() == [] and after.refused() == []
     # The calls that matter were made, and decided, under the role.
-    assert {"lambda:UpdateAlias", "apigateway:PATCH", "apigateway:POST", "events:PutEvents"} <= (
-        guard.allowed()
-    )
+    # apigateway:GET: release fingerprints the definition (GetResources, GetMethod).
+    assert {
+        "lambda:UpdateAlias",
+        "apigateway:GET",
+        "apigateway:PATCH",
+        "apigateway:POST",
+        "events:PutEvents",
+    } <= guard.allowed()
     assert {"lambda:UpdateAlias", "s3:ListBucket", "s3:GetObject"} <= after.allowed()
 
 
@@ -288,6 +398,37 @@ def test_the_protected_promote_role_cannot_move_an_ephemeral_stack(ephemeral, mo
     with holding(PROMOTE_PROTECTED, ephemeral, monkeypatch):
         assert promote.main(promoting) != 0
     assert ephemeral.alias_state() == ("1", {})
+
+
+def _park_a_valid_event(stack) -> None:
+    """An event the processor failed to store (say S3 throttled it), now in the DLQ."""
+    outputs = stack.stack_outputs()
+    model = outputs.require("model_function")
+    events.emit(aws.client("events", REGION), outputs, "deployed", model=model, version="3")
+    sqs = aws.client("sqs", REGION)
+    (message,) = sqs.receive_message(QueueUrl=stack.test_queue_url, MaxNumberOfMessages=10)[
+        "Messages"
+    ]
+    sqs.delete_message(QueueUrl=stack.test_queue_url, ReceiptHandle=message["ReceiptHandle"])
+    sqs.send_message(
+        QueueUrl=stack.outputs["event_dlq_url"],
+        MessageBody=message["Body"],
+        MessageAttributes={"reason": {"DataType": "String", "StringValue": "SlowDown (test)"}},
+    )
+
+
+def test_the_dlq_is_redriven_with_the_deploy_role_and_not_an_approval_role(
+    ephemeral, monkeypatch
+) -> None:
+    _park_a_valid_event(ephemeral)
+    redrive = ["dlq", "--redrive", *_source(ephemeral)]
+    with holding(PROMOTE, ephemeral, monkeypatch) as guard:
+        assert events.main(redrive) != 0
+    assert guard.refused()[0].action == "sqs:ReceiveMessage"
+    with holding(DEPLOY, ephemeral, monkeypatch) as guard:
+        assert events.main(redrive) == 0
+    assert guard.refused() == []
+    assert {"sqs:ReceiveMessage", "events:PutEvents", "sqs:DeleteMessage"} <= guard.allowed()
 
 
 @contextlib.contextmanager

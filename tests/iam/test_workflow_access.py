@@ -36,11 +36,34 @@ DUTY_OF = {
 _EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 
 
+class _Null:
+    """GitHub's null: falsy, prints as '', and any property of it is null too
+    (`needs.train.outputs.promote` when the job's outputs are not modelled)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        return other is None or isinstance(other, _Null)
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __str__(self) -> str:
+        return ""
+
+
+NULL = _Null()
+
+
 class Context(SimpleNamespace):
     """A GitHub expression context: a missing property is null, as in GitHub."""
 
     def __getattr__(self, name: str) -> Any:
-        return None
+        return NULL
 
 
 def _namespace(value: Any) -> Any:
@@ -72,15 +95,28 @@ def evaluate(text: str, context: Mapping[str, Any]) -> str:
             .replace("format(", "_format(")
         )
         python = re.sub(r"!(?!=)", " not ", python)
+        # A property may hold '-' (`outputs.candidate-version`); _namespace stores it as '_'.
         python = re.sub(
-            r"\b(true|false|null)\b",
-            lambda m: {"true": "True", "false": "False", "null": "None"}[m.group(1)],
+            r"(?<=\.)[A-Za-z_]\w*(?:-\w+)+", lambda m: m.group(0).replace("-", "_"), python
+        )
+        # Literals outside quotes only: 'true' is a string GitHub compares with.
+        python = re.sub(
+            r"'[^']*'|\b(true|false|null)\b",
+            lambda m: (
+                {"true": "True", "false": "False", "null": "None"}[m.group(1)]
+                if m.group(1)
+                else m.group(0)
+            ),
             python,
         )
-        value = eval(python, {"_format": _format, "__builtins__": {}}, names)
+        value = eval(python, {"_format": _format, **_STATUS, "__builtins__": {}}, names)
         return "" if value is None else str(value)
 
     return _EXPRESSION.sub(one, str(text))
+
+
+# Status functions of `if:`: every job is taken to run (none cancelled, none failed).
+_STATUS = {"cancelled": lambda: False, "always": lambda: True, "success": lambda: True}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -136,43 +172,133 @@ def preview_outputs(branch: str) -> dict[str, Any]:
     return {"outputs": {"stack": stack.stack, "kind": stack.kind}}
 
 
+def gets_token(caller: Mapping[str, Any]) -> bool:
+    """GitHub issues an OIDC token only to a job granted `id-token: write`; a called
+    workflow's jobs never get more than their caller grants."""
+    return (caller.get("permissions") or {}).get("id-token") == "write"
+
+
+def inner_jobs(caller: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    if "uses" not in caller:
+        return [caller]
+    workflow = yaml.safe_load((ROOT / caller["uses"].removeprefix("./")).read_text())
+    return list(workflow["jobs"].values())
+
+
+def assumes_aws(job: Mapping[str, Any]) -> bool:
+    return any(str(s.get("uses", "")).startswith("aws-actions/") for s in job.get("steps", []))
+
+
+def runs(caller: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
+    condition = caller.get("if")
+    if condition is None:
+        return True
+    text = str(condition)
+    text = text if "${{" in text else "${{ " + text + " }}"
+    return evaluate(text, context) not in ("", "False", "0")
+
+
+def tokens(
+    workflow: str, event: str, ref: str, github: Mapping[str, Any], needs: Mapping[str, Any]
+) -> dict[str, tuple[str, str, set[str]] | None]:
+    """Every job that runs: its (duty, environment, roles its token may assume), or None
+    for a job that gets no token. A job that holds no token must not ask for a role."""
+    found: dict[str, tuple[str, str, set[str]] | None] = {}
+    caller_context = {"github": github, "needs": needs}
+    for job_id, caller in load(workflow)["jobs"].items():
+        if not runs(caller, caller_context):
+            continue
+        if not gets_token(caller):
+            assert not any(assumes_aws(j) for j in inner_jobs(caller)), job_id
+            found[job_id] = None
+            continue
+        job, inputs = called(caller, caller_context)
+        context = {"github": github, "inputs": inputs, "steps": {"stack": needs["preview"]}}
+        found[job_id] = assume(event, ref, job, context)
+    return found
+
+
 @pytest.mark.parametrize("branch", BRANCHES)
 def test_every_push_job_gets_a_token_its_role_trusts(branch: str) -> None:
-    kind = kind_of(branch)
+    stack = settings().branch_stack(branch)
+    protected = stack.kind == "protected"
+    deploy = ci_access.DEPLOY_PROTECTED if protected else ci_access.DEPLOY
+    promote = ci_access.PROMOTE_PROTECTED if protected else ci_access.PROMOTE
     github = {"event_name": "push", "ref_name": branch}
-    jobs = load("push.yml")["jobs"]
-    caller_context = {"github": github, "needs": {"preview": preview_outputs(branch)}}
-    expected = {
-        "preview": ci_access.DEPLOY_PROTECTED if kind == "protected" else ci_access.DEPLOY,
-        "deploy": ci_access.DEPLOY_PROTECTED if kind == "protected" else ci_access.DEPLOY,
-        "promote": ci_access.PROMOTE_PROTECTED if kind == "protected" else ci_access.PROMOTE,
-        "release": ci_access.PROMOTE_PROTECTED if kind == "protected" else ci_access.PROMOTE,
+    # A push whose training published a new version and whose API changed: every job runs.
+    needs = {
+        "preview": preview_outputs(branch),
+        "deploy": {"result": "success", "outputs": {"release": "true"}},
+        "train": {"result": "success", "outputs": {"promote": "true"}},
+        "promote": {"result": "success"},
     }
-    for job_id, duty in expected.items():
-        job, inputs = called(jobs[job_id], caller_context)
-        context = {"github": github, "inputs": inputs, "steps": {"stack": preview_outputs(branch)}}
-        picked, environment, assumable = assume("push", branch, job, context)
-        assert picked == duty, job_id
-        assert picked in assumable, (job_id, environment)
-        if job_id in ("promote", "release"):
-            stack = settings().branch_stack(branch)
-            approval = "canary-promotion" if job_id == "promote" else "api-release"
-            assert environment == naming.approval_environment(approval, stack)
+    found = tokens("push.yml", "push", branch, github, needs)
+    # Every job is listed: a new job that asks for a token fails until it is added here.
+    expected = {
+        "test": None,
+        "preview": (deploy, ""),
+        # deploy and train publish versions of the branch's function: its environment.
+        "deploy": (deploy, naming.deploy_environment(stack)),
+        "train": (deploy, naming.deploy_environment(stack)),
+        "promote": (promote, naming.approval_environment("canary-promotion", stack)),
+        "release": (promote, naming.approval_environment("api-release", stack)),
+    }
+    assert set(found) == set(expected)
+    for job_id, want in expected.items():
+        got = found[job_id]
+        if want is None:
+            assert got is None, job_id
+            continue
+        assert got is not None, job_id
+        duty, environment, assumable = got
+        assert (duty, environment) == want, job_id
+        assert duty in assumable, (job_id, environment)
+
+
+def _pull_request(branch: str, *, fork: bool) -> dict[str, Any]:
+    repository = REPOSITORY
+    head = f"{REPOSITORY}-fork" if fork else REPOSITORY
+    return {
+        "event_name": "pull_request",
+        "head_ref": branch,
+        "repository": repository,
+        "event": {
+            "pull_request": {
+                "number": 7,
+                "head": {"sha": "0" * 40, "repo": {"full_name": head}},
+            }
+        },
+    }
 
 
 @pytest.mark.parametrize("branch", BRANCHES)
 def test_a_pull_request_previews_with_the_read_only_role(branch: str) -> None:
-    job, inputs = called(
-        load("pull-request.yml")["jobs"]["preview"], {"github": {"head_ref": branch}}
+    github = _pull_request(branch, fork=False)
+    found = tokens(
+        "pull-request.yml", "pull_request", branch, github, {"preview": preview_outputs(branch)}
     )
-    context = {
-        "github": {"event_name": "pull_request"},
-        "inputs": inputs,
-        "steps": {"stack": preview_outputs(branch)},
-    }
-    picked, _, assumable = assume("pull_request", branch, job, context)
-    assert picked == ci_access.PREVIEW
+    # The fork job is skipped; the offline tests and the comment hold no AWS token.
+    assert set(found) == {"test", "preview", "comment"}
+    assert found["test"] is None and found["comment"] is None
+    preview = found["preview"]
+    assert preview is not None
+    duty, environment, assumable = preview
+    assert (duty, environment) == (ci_access.PREVIEW, "")
     assert assumable == {ci_access.PREVIEW}
+
+
+def test_a_fork_s_pull_request_runs_no_job_with_a_token() -> None:
+    github = _pull_request("feature/x", fork=True)
+    found = tokens(
+        "pull-request.yml",
+        "pull_request",
+        "feature/x",
+        github,
+        {"preview": preview_outputs("feature/x")},
+    )
+    assert "preview" not in found
+    assert {"test", "fork"} <= set(found)
+    assert all(token is None for token in found.values())
 
 
 @pytest.mark.parametrize("branch", BRANCHES)

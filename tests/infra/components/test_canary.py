@@ -2,45 +2,49 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 
 import pulumi_aws as aws
 import pytest
 
+from infra import config
 from infra.components import canary as canary_module
-from infra.components import ci_access
+from infra.components import type_token
 from infra.components.canary import CanaryDeployment, CanaryDeploymentArgs
-from infra.components.ci_access import CiAccessArgs
 from infra.components.function import RUNTIME
 from scripts.synth import MOCK_ACCOUNT_ID, run_under_mocks
+from tests.iam.evaluator import ALLOW, Request, evaluate
+from tests.iam.model import shared_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-REGION = "us-east-1"
-FUNCTION = "mlship-feature-x-model"
+PROJECT = config.read_project()[0]
+# An ephemeral branch's names, in the region the shared stack (and its boundary) names.
+BASE = f"{PROJECT}-feature-x"
+REGION = shared_model().region
+FUNCTION = f"{BASE}-model"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{MOCK_ACCOUNT_ID}:function:{FUNCTION}"
-TOPIC_ARN = f"arn:aws:sns:{REGION}:{MOCK_ACCOUNT_ID}:mlship-feature-x-deployments"
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{MOCK_ACCOUNT_ID}:{BASE}-deployments"
 CANARY = "CodeDeployDefault.LambdaCanary10Percent5Minutes"
 
 
-HOOKS = "mlship-feature-x-deploy-hooks"
+HOOKS = f"{BASE}-deploy-hooks"
 
 
 def make_args(**overrides: object) -> CanaryDeploymentArgs:
     values: dict[str, object] = dict(
         function_name=FUNCTION,
-        role_name="mlship-feature-x-model",
+        role_name=f"{BASE}-model",
         log_group_name=f"/aws/lambda/{FUNCTION}",
         alias_name="live",
-        application="mlship-feature-x-model",
-        deployment_group="mlship-feature-x-canary",
-        service_role="mlship-feature-x-codedeploy",
-        topic="mlship-feature-x-deployments",
-        alias_alarm="mlship-feature-x-model-live-errors",
-        candidate_alarm="mlship-feature-x-model-candidate-errors",
+        application=f"{BASE}-model",
+        deployment_group=f"{BASE}-canary",
+        service_role=f"{BASE}-codedeploy",
+        topic=f"{BASE}-deployments",
+        alias_alarm=f"{BASE}-model-live-errors",
+        candidate_alarm=f"{BASE}-model-candidate-errors",
         hooks_function=HOOKS,
-        hooks_role="mlship-feature-x-deploy-hooks",
+        hooks_role=f"{BASE}-deploy-hooks",
         hooks_log_group=f"/aws/lambda/{HOOKS}",
         deployment_config=CANARY,
         error_threshold=3,
@@ -55,7 +59,7 @@ def make_args(**overrides: object) -> CanaryDeploymentArgs:
 def synth(args: CanaryDeploymentArgs | None = None):
     return run_under_mocks(
         lambda: CanaryDeployment("canary", args or make_args()),
-        project="mlship",
+        project=PROJECT,
         stack="feature-x",
         region=REGION,
     )
@@ -97,9 +101,9 @@ def test_alias_points_at_published_version_and_leaves_traffic_to_promote(synthes
 
 
 def test_every_child_is_parented_inside_the_component(synthesis):
-    component = synthesis.one("mlship:components:CanaryDeployment", "canary")
-    model = synthesis.one("mlship:components:PythonFunction", "canary-model")
-    hooks = synthesis.one("mlship:components:PythonFunction", "canary-hooks")
+    component = synthesis.one(type_token("CanaryDeployment"), "canary")
+    model = synthesis.one(type_token("PythonFunction"), "canary-model")
+    hooks = synthesis.one(type_token("PythonFunction"), "canary-hooks")
     assert model.parent == component.urn and hooks.parent == component.urn
     for r in synthesis.resources:
         if r is not component:
@@ -109,7 +113,7 @@ def test_every_child_is_parented_inside_the_component(synthesis):
 
 def test_topic_is_encrypted_with_the_aws_managed_key(synthesis):
     topic = synthesis.one("aws:sns/topic:Topic")
-    assert topic.inputs["name"] == "mlship-feature-x-deployments"
+    assert topic.inputs["name"] == f"{BASE}-deployments"
     assert topic.inputs["kmsMasterKeyId"] == "alias/aws/sns"
 
 
@@ -131,8 +135,8 @@ def test_group_shifts_traffic_blue_green_and_rolls_back_on_alarm(synthesis):
     group = synthesis.one("aws:codedeploy/deploymentGroup:DeploymentGroup")
     app = synthesis.one("aws:codedeploy/application:Application")
     assert app.inputs["computePlatform"] == "Lambda"
-    assert group.inputs["appName"] == "mlship-feature-x-model"
-    assert group.inputs["deploymentGroupName"] == "mlship-feature-x-canary"
+    assert group.inputs["appName"] == f"{BASE}-model"
+    assert group.inputs["deploymentGroupName"] == f"{BASE}-canary"
     assert group.inputs["deploymentConfigName"] == CANARY
     assert group.inputs["deploymentStyle"] == {
         "deploymentOption": "WITH_TRAFFIC_CONTROL",
@@ -144,7 +148,7 @@ def test_group_shifts_traffic_blue_green_and_rolls_back_on_alarm(synthesis):
     }
     assert group.inputs["alarmConfiguration"] == {
         "enabled": True,
-        "alarms": ["mlship-feature-x-model-live-errors", "mlship-feature-x-model-candidate-errors"],
+        "alarms": [f"{BASE}-model-live-errors", f"{BASE}-model-candidate-errors"],
     }
     [trigger] = group.inputs["triggerConfigurations"]
     assert trigger["triggerTargetArn"] == TOPIC_ARN
@@ -160,14 +164,14 @@ def test_group_uses_its_own_codedeploy_role_not_the_lambda_role(synthesis):
     group = synthesis.one("aws:codedeploy/deploymentGroup:DeploymentGroup")
     roles = {r.inputs["name"]: r for r in synthesis.of_type("aws:iam/role:Role")}
     assert set(roles) == {
-        "mlship-feature-x-model",
-        "mlship-feature-x-codedeploy",
-        "mlship-feature-x-deploy-hooks",
+        f"{BASE}-model",
+        f"{BASE}-codedeploy",
+        f"{BASE}-deploy-hooks",
     }
     assert group.inputs["serviceRoleArn"] == (
-        f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/mlship-feature-x-codedeploy"
+        f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/{BASE}-codedeploy"
     )
-    trust = json.loads(roles["mlship-feature-x-codedeploy"].inputs["assumeRolePolicy"])
+    trust = json.loads(roles[f"{BASE}-codedeploy"].inputs["assumeRolePolicy"])
     [principal] = [s["Principal"] for s in trust["Statement"]]
     assert principal == {"Service": "codedeploy.amazonaws.com"}
     assert function(synthesis).inputs["role"] != group.inputs["serviceRoleArn"]
@@ -189,7 +193,7 @@ def test_group_waits_for_the_service_role_policy(synthesis):
 
 def test_service_role_policy_is_scoped_to_this_stack(synthesis):
     policy = service_policy(synthesis)
-    assert policy.inputs["role"] == "mlship-feature-x-codedeploy"
+    assert policy.inputs["role"] == f"{BASE}-codedeploy"
     statements = json.loads(policy.inputs["policy"])["Statement"]
     granted = {tuple(s["Action"]): s["Resource"] for s in statements}
     assert all(s["Effect"] == "Allow" for s in statements)
@@ -208,57 +212,34 @@ def test_service_role_policy_is_scoped_to_this_stack(synthesis):
     }
 
 
-def _allows(statements, action: str, resource: str, context: dict) -> bool:
-    """An Allow matching the action and resource whose StringEquals conditions all hold."""
-    for s in statements:
-        actions, resources = s["Action"], s["Resource"]
-        actions = [actions] if isinstance(actions, str) else actions
-        resources = [resources] if isinstance(resources, str) else resources
-        conditions = (s.get("Condition") or {}).get("StringEquals", {})
-        if (
-            s["Effect"] == "Allow"
-            and any(fnmatch.fnmatchcase(action, a) for a in actions)
-            and any(fnmatch.fnmatchcase(resource, r) for r in resources)
-            and all(context.get(k) == v for k, v in conditions.items())
-        ):
-            return True
-    return False
+def _decide(statements: list[dict], request: Request) -> str:
+    """What a role of an ephemeral stack may do: its own policy under the boundary its
+    deploy role must set (the shared stack's, as synthesized)."""
+    model = shared_model()
+    boundary = model.boundaries[str(model.outputs["role_boundary_arn"])]
+    return evaluate([{"Statement": statements}], request, boundary=boundary)
 
 
 def test_codedeploy_can_deliver_its_notices_to_the_encrypted_topic(synthesis):
     # Publishing to an SSE topic takes the key too: SNS asks KMS on the publisher's behalf.
     role = json.loads(service_policy(synthesis).inputs["policy"])["Statement"]
-    boundary = _boundary(REGION)
     key = f"arn:aws:kms:{REGION}:{MOCK_ACCOUNT_ID}:key/aws-sns-managed"
     via_sns = {
         "kms:ViaService": f"sns.{REGION}.amazonaws.com",
         "kms:CallerAccount": MOCK_ACCOUNT_ID,
     }
-    for policy in (role, boundary):
-        assert _allows(policy, "sns:Publish", TOPIC_ARN, {})
-        assert _allows(policy, "kms:GenerateDataKey", key, via_sns)
-        assert _allows(policy, "kms:Decrypt", key, via_sns)
-        # ...and only through SNS, only in this account.
-        assert not _allows(policy, "kms:Decrypt", key, {**via_sns, "kms:ViaService": "s3"})
-        assert not _allows(policy, "kms:Decrypt", key, {**via_sns, "kms:CallerAccount": "1" * 12})
-
-
-def _boundary(region: str) -> list[dict]:
-    args = CiAccessArgs(
-        repository="acme/mlship",
-        account_id=MOCK_ACCOUNT_ID,
-        region=region,
-        resource_prefix="mlship-",
-        shared_prefix="mlship--shared",
-        state_bucket=f"mlship--shared-state-{MOCK_ACCOUNT_ID}",
-        secrets_key_alias="alias/mlship--shared-pulumi-secrets",
-        preview_role="mlship--shared-ci-preview",
-        deploy_role="mlship--shared-ci-deploy",
-        promote_role="mlship--shared-ci-promote",
-        role_boundary="mlship--shared-role-boundary",
-        create_oidc_provider=False,
-    )
-    return ci_access._boundary_statements(args)
+    assert _decide(role, Request("sns:Publish", TOPIC_ARN)) == ALLOW
+    assert _decide(role, Request("kms:GenerateDataKey", key, via_sns)) == ALLOW
+    assert _decide(role, Request("kms:Decrypt", key, via_sns)) == ALLOW
+    # ...and only through SNS, only in this account.
+    for context in (
+        {**via_sns, "kms:ViaService": f"s3.{REGION}.amazonaws.com"},
+        {**via_sns, "kms:CallerAccount": "1" * 12},
+        {},
+    ):
+        assert _decide(role, Request("kms:Decrypt", key, context)) != ALLOW, context
+    # Another stack's topic is not its to publish to.
+    assert _decide(role, Request("sns:Publish", TOPIC_ARN.replace("feature-x", "other"))) != ALLOW
 
 
 def alarms(synthesis):
@@ -270,8 +251,8 @@ def alarms(synthesis):
 def test_alarms_watch_lambda_errors_of_alias_and_candidate(synthesis):
     found = alarms(synthesis)
     assert set(found) == {
-        "mlship-feature-x-model-live-errors",
-        "mlship-feature-x-model-candidate-errors",
+        f"{BASE}-model-live-errors",
+        f"{BASE}-model-candidate-errors",
     }
     for alarm in found.values():
         assert alarm.inputs["namespace"] == "AWS/Lambda"
@@ -284,18 +265,18 @@ def test_alarms_watch_lambda_errors_of_alias_and_candidate(synthesis):
         # CloudWatch cannot publish to a topic under the AWS-managed SNS key;
         # CodeDeploy's triggers carry the stop/rollback notifications instead.
         assert "alarmActions" not in alarm.inputs
-    assert found["mlship-feature-x-model-live-errors"].inputs["dimensions"] == {
+    assert found[f"{BASE}-model-live-errors"].inputs["dimensions"] == {
         "FunctionName": FUNCTION,
         "Resource": f"{FUNCTION}:live",
     }
-    assert found["mlship-feature-x-model-candidate-errors"].inputs["dimensions"] == {
+    assert found[f"{BASE}-model-candidate-errors"].inputs["dimensions"] == {
         "FunctionName": FUNCTION,
         "Resource": f"{FUNCTION}:live",
         "ExecutedVersion": "1",
     }
     # After creation promote owns which version the candidate alarm watches.
-    assert found["mlship-feature-x-model-candidate-errors"].ignore_changes == ["dimensions"]
-    assert not found["mlship-feature-x-model-live-errors"].ignore_changes
+    assert found[f"{BASE}-model-candidate-errors"].ignore_changes == ["dimensions"]
+    assert not found[f"{BASE}-model-live-errors"].ignore_changes
 
 
 def test_alarm_threshold_follows_args():
@@ -309,7 +290,7 @@ def test_component_exposes_what_the_program_reads():
     def build() -> None:
         captured.append(CanaryDeployment("canary", make_args()))
 
-    run_under_mocks(build, project="mlship", stack="feature-x", region=REGION)
+    run_under_mocks(build, project=PROJECT, stack="feature-x", region=REGION)
     [canary] = captured
     assert isinstance(canary.function, aws.lambda_.Function)
     assert isinstance(canary.alias, aws.lambda_.Alias)
@@ -335,19 +316,18 @@ def test_the_deploy_hooks_smoke_check_inside_each_deployment(synthesis):
     assert features and features == canary_module.model_features()
     hooks_arn = f"arn:aws:lambda:{REGION}:{MOCK_ACCOUNT_ID}:function:{HOOKS}"
     group = (
-        f"arn:aws:codedeploy:{REGION}:{MOCK_ACCOUNT_ID}:deploymentgroup:"
-        "mlship-feature-x-model/mlship-feature-x-canary"
+        f"arn:aws:codedeploy:{REGION}:{MOCK_ACCOUNT_ID}:deploymentgroup:{BASE}-model/{BASE}-canary"
     )
-    statements = _role_policy(synthesis, "mlship-feature-x-deploy-hooks")
-    # It may invoke the model's versions, and report to its own deployment group only.
-    assert _allows(statements, "lambda:InvokeFunction", f"{FUNCTION_ARN}:7", {})
-    assert not _allows(statements, "lambda:InvokeFunction", hooks_arn, {})
+    statements = _role_policy(synthesis, f"{BASE}-deploy-hooks")
+    # It may invoke the model's versions, and report to its own deployment group only,
+    # under the boundary its deploy role sets.
+    assert _decide(statements, Request("lambda:InvokeFunction", f"{FUNCTION_ARN}:7")) == ALLOW
+    assert _decide(statements, Request("lambda:InvokeFunction", hooks_arn)) != ALLOW
     for action in ("codedeploy:GetDeployment", "codedeploy:PutLifecycleEventHookExecutionStatus"):
-        assert _allows(statements, action, group, {})
-        assert not _allows(statements, action, group.replace("feature-x", "other"), {})
-    # CodeDeploy, which runs the hooks, may invoke this function, and so may its boundary.
+        assert _decide(statements, Request(action, group)) == ALLOW, action
+        other = group.replace("feature-x", "other")
+        assert _decide(statements, Request(action, other)) != ALLOW, action
+    # CodeDeploy, which runs the hooks, may invoke this function (and not the model).
     service = json.loads(service_policy(synthesis).inputs["policy"])["Statement"]
-    assert _allows(service, "lambda:InvokeFunction", hooks_arn, {})
-    boundary = _boundary(REGION)
-    assert _allows(boundary, "lambda:InvokeFunction", hooks_arn, {})
-    assert _allows(boundary, "codedeploy:PutLifecycleEventHookExecutionStatus", group, {})
+    assert _decide(service, Request("lambda:InvokeFunction", hooks_arn)) == ALLOW
+    assert _decide(service, Request("lambda:InvokeFunction", f"{FUNCTION_ARN}:7")) != ALLOW
