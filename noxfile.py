@@ -6,6 +6,8 @@ import os
 
 import nox
 
+from bench import tiers
+
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_venv = "yes"
@@ -34,6 +36,8 @@ def _usage(session: nox.Session, usage: str) -> None:
 def lint(session: nox.Session) -> None:
     """Ruff (lint and format), zizmor and the workflow schema, all offline."""
     _install(session, *DEV)
+    # On GitHub, RUFF_OUTPUT_FORMAT=github (set by the test workflow) turns each finding
+    # into an annotation on its line.
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     if os.path.isdir(WORKFLOWS):
@@ -44,11 +48,33 @@ def lint(session: nox.Session) -> None:
         session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
 
 
+def _pytest(session: nox.Session, *args: str) -> None:
+    # $JUNIT_DIR (set by the test workflow) collects one JUnit XML per session, from which
+    # scripts.junit_summary writes the failures into the job summary and annotations.
+    junit = os.environ.get("JUNIT_DIR")
+    report = [f"--junitxml={os.path.join(junit, session.name + '.xml')}"] if junit else []
+    session.run("pytest", *args, *report, *session.posargs)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite (mocks, moto server, property tests); pytest args after --."""
     _install(session, *DEV)
-    session.run("pytest", *session.posargs)
+    _pytest(session)
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """The unit tier (no moto, no act) in parallel workers: the gate before preview."""
+    _install(session, *DEV)
+    _pytest(session, *tiers.UNIT_TIER, *tiers.PARALLEL)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """The moto and act tiers in parallel workers: they run beside preview, before deploy."""
+    _install(session, *DEV)
+    _pytest(session, *tiers.INTEGRATION_TIER, *tiers.PARALLEL)
 
 
 @nox.session

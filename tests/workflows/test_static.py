@@ -42,7 +42,7 @@ CONFIRMED_PINS = {
 
 
 def load(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
+    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def triggers(workflow: Mapping[str, Any]) -> dict[str, Any]:
