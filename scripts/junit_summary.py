@@ -32,6 +32,8 @@ from scripts import summary
 _LOCATION = re.compile(r"^(?P<file>[^\s:][^:\n]*\.py):(?P<line>\d+): ", re.M)
 # pytest's explanation lines (`E       assert 1 == 2`): the assertion with its values.
 _EXPLANATION = re.compile(r"^E {1,7}(?P<text>.*)$", re.M)
+# Terminal colours pytest may add to a diff; XML carries ESC as the text `#x1B`.
+_COLOUR = re.compile(r"(?:\x1b|#x1B)\[[0-9;]*m")
 MAX_DETAIL_LINES = 20
 MAX_DETAIL_CHARS = 2000
 # GitHub shows at most this many error annotations per step; the summary lists them all.
@@ -95,8 +97,9 @@ def locate(text: str, root: Path) -> tuple[str | None, int | None]:
 
 
 def explain(message: str, text: str) -> str:
+    text, message = _COLOUR.sub("", text), _COLOUR.sub("", message)
     lines = [m["text"].rstrip() for m in _EXPLANATION.finditer(text)]
-    detail = "\n".join(lines) if lines else (message or text).strip()
+    detail = "\n".join(lines).strip() if lines else (message or text).strip()
     kept = detail.splitlines()[:MAX_DETAIL_LINES]
     detail = "\n".join(kept)
     return detail[:MAX_DETAIL_CHARS] if len(detail) > MAX_DETAIL_CHARS else detail

@@ -72,6 +72,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "-p",
             "no:cacheprovider",
             "tests",
+            # Coloured diffs, as on a terminal (act gives pytest one).
+            "--color=yes",
             "--junitxml",
             "junit/unit.xml",
         ],
@@ -116,6 +118,7 @@ def test_each_failure_is_listed_with_its_assertion_and_line(project, tmp_path, m
     assert "**`tests/test_sample.py::test_setup_error`** error at" in text
     assert "the fixture could not start" in text
     assert "test_passes" not in text and "test_skipped" not in text
+    assert "\x1b" not in text and "#x1B" not in text  # colour codes stripped
 
 
 def test_annotations_point_at_the_failing_lines(project, monkeypatch, capsys, tmp_path):

@@ -45,10 +45,11 @@ VARS = {
     **ROLES,
     "AWS_REGION": "us-east-1",
     "PULUMI_BACKEND_URL": "s3://mlship-state-act-test",
-    # The test job runs the `tests` session only: lint judges the whole working tree,
+    # The unit job runs the `unit` session only: lint judges the whole working tree,
     # which work in progress elsewhere may leave unformatted; test_static.py runs
     # zizmor and the workflow schema itself.
-    "CI_TEST_SESSIONS": "tests",
+    "CI_UNIT_SESSIONS": "unit",
+    "CI_INTEGRATION_SESSIONS": "integration",
     # CodeDeploy never shifts traffic in moto; the alias strategy does it for real.
     "PROMOTE_STRATEGY": "alias",
     "PROMOTE_STEPS": "50,100",
@@ -159,7 +160,8 @@ class ActRun:
     @staticmethod
     def job_of(entry: Mapping[str, Any]) -> str:
         # act names a job `WORKFLOW/JOB`, or `CALLER/WORKFLOW/JOB` inside a called workflow.
-        parts = str(entry.get("job", "")).split("/")
+        # act pads the names to a common width when it runs jobs side by side.
+        parts = [part.strip() for part in str(entry.get("job", "")).split("/")]
         return parts[0] if len(parts) >= 3 else parts[-1]
 
     @property
@@ -257,6 +259,8 @@ class Act:
             "PYTHONDONTWRITEBYTECODE": "1",
             "NOX_DEFAULT_VENV_BACKEND": "none",
             "PYTEST_ADDOPTS": pytest_addopts,
+            # The suites handed to the workflows are a few tests: no worker pool for them.
+            "PYTEST_XDIST_AUTO_NUM_WORKERS": "0",
             "FAKE_PULUMI_LOG": str(logs["pulumi"]),
             "FAKE_PULUMI_ENV_LOG": str(logs["pulumi-env"]),
             "FAKE_PULUMI_ANSWERS": str(answers),

@@ -14,13 +14,13 @@ import pytest
 
 from scripts import events, outputs
 from tests.moto_stack import build_deployed_stack
-from tests.workflows.conftest import FAILING_SUITE, ROLES, SECRETS, Act, ActRun
+from tests.workflows.conftest import FAILING_SUITE, ROLES, ROOT, SECRETS, Act, ActRun
 
 BRANCH = "feature/Fancy_Model"
 # The slug infra.naming gives the branch (README: "Branches, stacks and names");
 # test_static.py checks it, so a naming change fails there, not here obscurely.
 STACK = "feature-fancy-mode-c084cfc5"
-PIPELINE = ["test", "preview", "deploy", "promote", "release"]
+PIPELINE = ["unit", "integration", "preview", "deploy", "promote", "release"]
 
 pytestmark = pytest.mark.act
 REPOSITORY = {
@@ -68,7 +68,12 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
 
     assert run.returncode == 0, run.explain()
     assert run.results == dict.fromkeys(PIPELINE, "success"), run.explain()
-    assert run.finished_order == PIPELINE
+    # Fail fast: preview waits for lint and the unit tier only; the moto and act tiers run
+    # beside it, and deploy waits for both.
+    order = run.finished_order
+    assert order.index("unit") < order.index("preview") < order.index("deploy"), order
+    assert order.index("integration") < order.index("deploy"), order
+    assert order[-3:] == ["deploy", "promote", "release"], order
 
     # Pulumi was driven on the branch's stack only: preview saved a plan, deploy applied it.
     verbs = [c[0] for c in run.pulumi_calls if c[0] in {"preview", "up", "destroy", "refresh"}]
@@ -137,8 +142,20 @@ def test_a_failing_test_job_stops_everything_after_it(act: Act):
     run = act("push", push_event(BRANCH), "push.yml", pytest_addopts=FAILING_SUITE)
 
     assert run.returncode != 0
-    assert run.results == {"test": "failure"}, run.explain()
-    assert "deliberately failing" in run.text
+    # The unit tier failed: no preview; the integration tier ran beside it and passed.
+    assert run.results == {"unit": "failure", "integration": "success"}, run.explain()
+    # The failing test is in the unit job's summary with its assertion and its line...
+    (summary,) = [s for s in run.summaries("unit") if "Tests" in s]
+    suite = FAILING_SUITE
+    line = (ROOT / suite).read_text().splitlines().index(
+        '    assert live_version == "2", "deliberately failing: nothing after the test job may run"'
+    ) + 1
+    assert f"**`{suite}::test_fails`** failed at `{suite}:{line}`" in summary, summary
+    assert "AssertionError: deliberately failing" in summary
+    assert "assert '1' == '2'" in summary
+    # ...and annotated on that line (act parses the workflow command as GitHub does).
+    annotations = [e["kvPairs"] for e in run.entries if e.get("command") == "error"]
+    assert {"file": suite, "line": str(line), "title": f"{suite}::test_fails"} in annotations
     assert run.pulumi_calls == [] and run.aws_roles == []
     alias = stack.client("lambda").get_alias(FunctionName=stack.names.model_function, Name="live")
     assert alias["FunctionVersion"] == "1"
@@ -202,7 +219,12 @@ def test_pull_request_previews_and_edits_its_one_sticky_comment(act: Act, github
     run = act("pull_request", pr_event(), "pull-request.yml")
 
     assert run.returncode == 0, run.explain()
-    assert run.results == {"preview": "success", "comment": "success"}, run.explain()
+    assert run.results == {
+        "unit": "success",
+        "integration": "success",
+        "preview": "success",
+        "comment": "success",
+    }, run.explain()
     assert [c[0] for c in run.pulumi_calls if c[0] in {"preview", "up", "destroy"}] == ["preview"]
     assert [r["role"] for r in run.aws_roles] == [ROLES["AWS_PREVIEW_ROLE_ARN"]]
 
@@ -237,8 +259,14 @@ def test_a_pull_request_from_a_fork_is_not_previewed(act: Act, github_api):
 
     assert run.returncode == 0, run.explain()
     assert run.skipped_by_condition("preview"), run.explain()
-    # ...and the comment job with it: there is nothing to comment on.
-    assert run.results == {"preview": "skipped", "comment": "skipped"}
+    # ...and the comment job with it: there is nothing to comment on. The offline tiers
+    # still run: they need no credentials.
+    assert run.results == {
+        "unit": "success",
+        "integration": "success",
+        "preview": "skipped",
+        "comment": "skipped",
+    }, run.explain()
     assert run.pulumi_calls == [] and run.aws_roles == [] and github_api.requests == []
 
 
@@ -267,7 +295,7 @@ def test_manual_rollback_puts_the_previous_version_back(act: Act):
 
 
 def test_the_scheduled_drift_check_refreshes_every_protected_stack_read_only(act: Act):
-    # Only the drift job: the sweeper lists branches with `gh api`, which needs GitHub.
+    # Only the drift job: the sweeper's own tests are tests/test_cleanup*.py.
     run = act("schedule", {"schedule": "17 3 * * *"}, "schedule.yml", job="drift")
 
     assert run.returncode == 0, run.explain()

@@ -224,7 +224,7 @@ def needs_of(workflow: str, job_id: str) -> set[str]:
 
 
 def test_traffic_and_release_wait_for_a_successful_deploy():
-    assert needs_of("push", "promote") >= {"deploy", "test", "preview"}
+    assert needs_of("push", "promote") >= {"deploy", "unit", "integration", "preview"}
     assert "deploy" in CALLERS["push"]["jobs"]["release"]["needs"]
     assert "promote" in CALLERS["push"]["jobs"]["release"]["needs"]
     for job_id in ("promote", "release"):
@@ -407,8 +407,11 @@ def test_drift_watches_every_protected_stack():
 def test_the_sweeper_destroys_only_through_cleanup_with_a_branch_list():
     cleanup = by_key("schedule:cleanup")
     runs = "\n".join(s.get("run", "") for s in cleanup.steps)
-    assert "test -s" in runs  # an empty branch list would orphan every stack: stop
-    assert '-s cleanup -- --yes --branches-file "$RUNNER_TEMP/branches.txt"' in runs
+    # The branches come from GitHub's API, every page (tests/test_cleanup_scale.py); an
+    # incomplete list is refused by cleanup itself (test_cleanup.py).
+    assert '-s cleanup -- --yes --github-repo "$GITHUB_REPOSITORY"' in runs
+    (step,) = [s for s in cleanup.steps if "-s cleanup" in s.get("run", "")]
+    assert step["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
 
 
 def test_the_branch_the_act_tests_push_has_the_documented_slug():
