@@ -60,7 +60,7 @@ def _pytest(session: nox.Session, *args: str) -> None:
 def tests(session: nox.Session) -> None:
     """The whole test suite (mocks, moto server, property tests); pytest args after --."""
     _install(session, *DEV)
-    _pytest(session)
+    _pytest(session, *tiers.PARALLEL)
 
 
 @nox.session
@@ -75,6 +75,18 @@ def integration(session: nox.Session) -> None:
     """The moto and act tiers in parallel workers: they run beside preview, before deploy."""
     _install(session, *DEV)
     _pytest(session, *tiers.INTEGRATION_TIER, *tiers.PARALLEL)
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Mutation testing (mutmut) of the scope in pyproject's [tool.mutmut]; not on every push."""
+    # Only here, not in requirements-dev: no other session or workflow needs it.
+    _install(session, *DEV, "mutmut==3.8.1")
+    # mutmut keeps its results in mutants/ and reruns only mutants whose code changed.
+    session.run("mutmut", "run", "--max-children", str(os.cpu_count() or 1))
+    # mutants/mutmut-cicd-stats.json: the counts `nox -s bench` reports as mutants.killed.
+    session.run("mutmut", "export-cicd-stats")
+    session.run("mutmut", "results")
 
 
 @nox.session

@@ -10,47 +10,17 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
 
 from infra import config, naming
 from scripts import cleanup
+from tests.github_branches import API, REPO, BranchListing
 
-API = "https://github.example.test/api/v3"
-REPO = "acme/models"
 NOW = "2024-06-01T00:00:00Z"
 RECENT = "2024-05-31T23:00:00.000Z"  # an hour before NOW: inside any TTL
-
-
-class BranchListing:
-    """GET /repos/acme/models/branches, paged as GitHub pages it; counts the requests."""
-
-    def __init__(self, mock: responses.RequestsMock, branches: list[str]) -> None:
-        self.branches = branches
-        self.pages: list[int] = []
-        mock.add_callback(
-            responses.GET,
-            re.compile(re.escape(f"{API}/repos/{REPO}/branches") + r"(\?.*)?$"),
-            callback=self._page,
-        )
-
-    def _page(self, request):
-        query = parse_qs(urlsplit(request.url).query)
-        per_page = min(int(query.get("per_page", ["30"])[0]), 100)
-        page = int(query.get("page", ["1"])[0])
-        self.pages.append(page)
-        chunk = self.branches[(page - 1) * per_page : page * per_page]
-        headers = {}
-        if page * per_page < len(self.branches):
-            headers["Link"] = (
-                f'<{API}/repos/{REPO}/branches?per_page={per_page}&page={page + 1}>; rel="next"'
-            )
-        body = [{"name": name, "protected": False} for name in chunk]
-        return 200, headers, json.dumps(body)
 
 
 @pytest.fixture

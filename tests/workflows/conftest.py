@@ -104,7 +104,11 @@ def _git(cwd: Path, *args: str) -> str:
 def act_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The working tree as it is now (tracked and new files, minus ignored ones), committed
     in a fresh repository whose origin is github.com/acme/mlship."""
-    repo = tmp_path_factory.mktemp("act-repo")
+    return snapshot_repo(tmp_path_factory.mktemp("act-repo"))
+
+
+def snapshot_repo(repo: Path) -> Path:
+    """`act_repo`'s work, into an empty directory (the bench runs act outside pytest)."""
     listing = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT,
