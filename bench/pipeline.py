@@ -32,6 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = "bench-pipeline.yml"
 TEST_JOBS = {"new": ("unit", "integration"), "old": ("test",)}
+ACT_TIMEOUT_SECONDS = 3000
 
 
 def derive(push: dict[str, Any], order: str) -> dict[str, Any]:
@@ -75,8 +76,12 @@ def measure(order: str) -> dict[str, Any]:
     # The act machinery lives with the act tests; the bench borrows it.
     from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
+    from tests.workflows import conftest  # noqa: PLC0415
     from tests.workflows.conftest import Act, ActRun, _git, snapshot_repo  # noqa: PLC0415
     from tests.workflows.standins import AwsFront, GitHubApi, action_repos  # noqa: PLC0415
+
+    # The act tests run a few quick tests per job; here every job runs the real suite.
+    conftest.ACT_TIMEOUT_SECONDS = ACT_TIMEOUT_SECONDS
 
     push = yaml.safe_load((ROOT / ".github/workflows/push.yml").read_text())
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
