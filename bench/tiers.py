@@ -22,8 +22,10 @@ INTEGRATION_TIER: tuple[str, ...] = ("-m", "moto or act")
 # The whole suite: pytest's own testpaths (pyproject.toml), everything.
 WHOLE_SUITE: tuple[str, ...] = ()
 # pytest-xdist, one worker per CPU. Not in pyproject's addopts: the act tests run pytest
-# inside their workflows, where a worker pool would only add start-up time.
-PARALLEL: tuple[str, ...] = ("-n", "auto")
+# inside their workflows, where a worker pool would only add start-up time. A module's
+# tests stay on one worker, so a module-scoped fixture (an evaluated program, a moto
+# stack) is built once, not once per worker.
+PARALLEL: tuple[str, ...] = ("-n", "auto", "--dist", "loadfile")
 
 TIERS = {"unit": UNIT_TIER, "integration": INTEGRATION_TIER, "all": WHOLE_SUITE}
 
