@@ -150,10 +150,15 @@ class Synth(Benchmark):
             probes.append(_last_json(sample))
         modules = list(probes[0].get("aws_modules", []))
         floor_argv = [ctx.python, "-c", "import pulumi, pulumi_aws"]
+        # `import pulumi_aws.s3` would only fetch the lazy placeholder pulumi_aws put in
+        # sys.modules; reading an attribute (not an introspection one such as __file__)
+        # is what loads a module, as the program's `aws.s3.Bucket` does.
         modules_argv = [
             ctx.python,
             "-c",
-            "; ".join(["import pulumi, pulumi_aws", *(f"import {m}" for m in modules)]),
+            "; ".join(
+                ["import pulumi, pulumi_aws", *(f"getattr({m}, '_load', None)" for m in modules)]
+            ),
         ]
         walls, floors, module_floors, rss, floor_rss = [], [], [], [], []
         with tempfile.TemporaryDirectory(prefix="bench-synth-") as tmp:
