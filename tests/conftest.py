@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import requests
 from hypothesis import settings
-from moto.server import ThreadedMotoServer
 
 from tests.moto_stack import build_deployed_stack
 
@@ -75,6 +74,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def moto_server():
     """moto in server mode on a free loopback port: real HTTP for real boto3 clients."""
+    # Imported here: moto's server (Flask and every backend) takes about a second to
+    # import, which each pytest-xdist worker of the unit tier would pay for nothing.
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{server._server.server_port}"
