@@ -9,6 +9,8 @@ from typing import Any
 
 import nox
 
+from bench import tiers
+
 nox.options.default_venv_backend = "uv|virtualenv"
 # `renamed` runs the unit and moto tiers once more in a renamed copy (2-3 minutes).
 nox.options.sessions = ["lint", "tests", "renamed"]
@@ -27,6 +29,8 @@ RUNTIME = ["-r", "requirements.txt"]
 # would not be JSON. None lets the command write to nox's own stderr.
 SEPARATE_STDERR = None
 DEV = ["-r", "requirements-dev.txt"]
+# The model's own libraries: the tests import the real handler and train in-process.
+MODEL = ["-r", "model/requirements.txt"]
 WORKFLOWS = ".github/workflows"
 DEPENDABOT = ".github/dependabot.yml"
 
@@ -47,6 +51,8 @@ def _usage(session: nox.Session, usage: str) -> None:
 def lint(session: nox.Session) -> None:
     """Ruff (lint and format), mypy, zizmor and the workflow and Dependabot schemas, offline."""
     _install(session, *DEV)
+    # On GitHub, RUFF_OUTPUT_FORMAT=github (set by the test workflow) turns each finding
+    # into an annotation on its line.
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")  # what to check is in pyproject.toml
@@ -60,12 +66,46 @@ def lint(session: nox.Session) -> None:
         session.run("check-jsonschema", "--builtin-schema", "vendor.dependabot", DEPENDABOT)
 
 
+def _pytest(session: nox.Session, *args: str) -> None:
+    # $JUNIT_DIR (set by the test workflow) collects one JUnit XML per session, from which
+    # scripts.junit_summary writes the failures into the job summary and annotations.
+    junit = os.environ.get("JUNIT_DIR")
+    report = [f"--junitxml={os.path.join(junit, session.name + '.xml')}"] if junit else []
+    session.run("pytest", *args, *report, *session.posargs)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite (mocks, moto server, property tests); pytest args after --."""
     # The model's own libraries too: the tests import the real handler in-process.
-    _install(session, *DEV, "-r", "model/requirements.txt")
-    session.run("pytest", *session.posargs)
+    _install(session, *DEV, *MODEL)
+    _pytest(session, *tiers.PARALLEL)
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """The unit tier (no moto, no act) in parallel workers: the gate before preview."""
+    _install(session, *DEV, *MODEL)
+    _pytest(session, *tiers.UNIT_TIER, *tiers.PARALLEL)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """The moto and act tiers in parallel workers: they run beside preview, before deploy."""
+    _install(session, *DEV, *MODEL)
+    _pytest(session, *tiers.INTEGRATION_TIER, *tiers.PARALLEL)
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Mutation testing (mutmut) of the scope in pyproject's [tool.mutmut]; not on every push."""
+    # Only here, not in requirements-dev: no other session or workflow needs it.
+    _install(session, *DEV, *MODEL, "mutmut==3.8.1")
+    # mutmut keeps its results in mutants/ and reruns only mutants whose code changed.
+    session.run("mutmut", "run", "--max-children", str(os.cpu_count() or 1))
+    # mutants/mutmut-cicd-stats.json: the counts `nox -s bench` reports as mutants.killed.
+    session.run("mutmut", "export-cicd-stats")
+    session.run("mutmut", "results")
 
 
 @nox.session
@@ -143,7 +183,7 @@ RENAMED_REGION = "eu-west-1"
 @nox.session
 def renamed(session: nox.Session) -> None:
     """The unit and moto tiers again in a copy renamed and moved region: -- [pytest args]."""
-    _install(session, *DEV)
+    _install(session, *DEV, *MODEL)
     with tempfile.TemporaryDirectory(prefix="renamed-") as tmp:
         copy = os.path.join(tmp, "project")
         session.run(
@@ -159,7 +199,7 @@ def renamed(session: nox.Session) -> None:
         )
         session.chdir(copy)
         # Everything but act, which needs a git checkout of the workflows it runs.
-        session.run("pytest", "-m", "not act", *session.posargs)
+        session.run("pytest", "-m", "not act", *tiers.PARALLEL, *session.posargs)
 
 
 # Thin sessions over `python -m scripts.<module>`: name -> (module, fixed args, usage, docstring).

@@ -27,6 +27,9 @@ class Sample:
     stdout: str
     stderr: str
     timed_out: bool = False
+    # User + system CPU of the child and the descendants it waited for (pytest-xdist's
+    # workers included): what the run would take on idle cores is at least cpu_s / cores.
+    cpu_s: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -92,6 +95,7 @@ def run_child(
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
             timed_out=expired.is_set(),
+            cpu_s=usage.ru_utime + usage.ru_stime,
         )
 
 

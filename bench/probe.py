@@ -5,6 +5,8 @@ JSON object as its last line of stdout.
 
     python -m bench.probe synth [--api-versions N] [--evaluations K] [--bare]
     python -m bench.probe promotion --poll S --bake S --alarm-after S [--steps 10,50,100]
+    python -m bench.probe calibrate
+    python -m bench.probe sweeper --stacks N
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ def synth(api_versions: int | None, evaluations: int, bare: bool) -> dict[str, A
     # Imported here, not at the top: how long they take is part of the result.
     started = time.perf_counter()
     import pulumi  # noqa: PLC0415
+    import pulumi_aws  # noqa: F401, PLC0415
+
+    eager = set(loaded_aws_modules())  # what `import pulumi_aws` loads by itself
 
     from infra import naming  # noqa: PLC0415
     from scripts import synth as synth_module  # noqa: PLC0415
@@ -64,10 +69,107 @@ def synth(api_versions: int | None, evaluations: int, bare: bool) -> dict[str, A
     return {
         "api_versions": api_versions,
         "resources": resources,
+        "aws_modules": sorted(set(loaded_aws_modules()) - eager),
         "import_s": imported,
         "evaluations_s": times,
         "bare_evaluations_s": bare_times,
     }
+
+
+def loaded_aws_modules() -> list[str]:
+    """The pulumi_aws service modules really loaded: pulumi_aws registers every one of its
+    ~250 modules lazily, and loads one only when the program touches an attribute of it."""
+    import types  # noqa: PLC0415
+
+    loaded = set()
+    for name, module in list(sys.modules.items()):
+        parts = name.split(".")
+        service = len(parts) == 2 and parts[0] == "pulumi_aws" and not parts[1].startswith("_")
+        # A module still waiting to be loaded is an importlib.util._LazyModule.
+        if service and type(module) is types.ModuleType and hasattr(module, "__file__"):
+            loaded.add(name)
+    return sorted(loaded)
+
+
+def calibrate(work: int = 3_000_000) -> dict[str, Any]:
+    """A fixed CPU-bound loop: wall / CPU time says how much of a core this process got."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    total = 0
+    for i in range(work):
+        total += i * i % 7
+    return {
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+        "checksum": total,
+    }
+
+
+def sweeper(stacks: int) -> dict[str, Any]:
+    """scripts.cleanup over `stacks` branch stacks, 3/4 of them with a live branch on a
+    GitHub stand-in (paged, 100 a page), the rest orphaned and destroyed (fake pulumi)."""
+    import math  # noqa: PLC0415
+    import stat  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    import responses  # noqa: PLC0415
+
+    from infra import config, naming  # noqa: PLC0415
+    from scripts import cleanup  # noqa: PLC0415
+    from tests.conftest import FAKE_PULUMI  # noqa: PLC0415
+    from tests.github_branches import API, REPO, BranchListing  # noqa: PLC0415
+
+    live = stacks * 3 // 4
+    default = cleanup.project_settings(config.REPO_ROOT).default_branch
+    branches = [f"feature/scale-{i:04d}" for i in range(stacks)]
+    recent = "2024-05-31T23:00:00.000Z"
+    entries = [{"name": naming.slugify(b), "lastUpdate": recent} for b in branches]
+    entries.append({"name": naming.slugify(default), "lastUpdate": recent})
+    with tempfile.TemporaryDirectory(prefix="bench-sweeper-") as tmp:
+        bin_dir = Path(tmp) / "bin"
+        bin_dir.mkdir()
+        fake = bin_dir / "pulumi"
+        fake.write_text(FAKE_PULUMI.replace("{python}", sys.executable))
+        fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+        log, answers = Path(tmp) / "calls.jsonl", Path(tmp) / "answers.json"
+        log.touch()
+        answers.write_text(json.dumps({"stack ls": json.dumps(entries)}))
+        os.environ.update(
+            PATH=f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            FAKE_PULUMI_LOG=str(log),
+            FAKE_PULUMI_ANSWERS=str(answers),
+            GITHUB_TOKEN="ghs_bench-token",  # noqa: S106 - a stand-in's token
+            GITHUB_API_URL=API,
+        )
+        os.environ.pop("GITHUB_STEP_SUMMARY", None)
+        with responses.RequestsMock() as mock:
+            listing = BranchListing(mock, [default, *branches[:live]])
+            began = time.perf_counter()
+            with contextlib_redirect():
+                code = cleanup.main(["--yes", "--github-repo", REPO, "--now", "2024-06-01T00:00Z"])
+            seconds = time.perf_counter() - began
+        calls = [json.loads(line) for line in log.read_text().splitlines()]
+    return {
+        "stacks": stacks + 1,
+        "exit": code,
+        "seconds": seconds,
+        "github_pages": len(listing.pages),
+        "expected_pages": math.ceil((live + 1) / 100),
+        "pulumi_calls": len(calls),
+        "destroyed": sum(1 for c in calls if c[:1] == ["destroy"]),
+        "stale": stacks - live,
+    }
+
+
+def contextlib_redirect() -> Any:
+    """The sweeper's report and progress go nowhere: only the probe's JSON is stdout."""
+    import contextlib  # noqa: PLC0415
+
+    sink = io.StringIO()
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(sink))
+    stack.enter_context(contextlib.redirect_stderr(sink))
+    return stack
 
 
 def _start_moto() -> Any:
@@ -213,6 +315,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--bake", type=float, required=True)
     p.add_argument("--alarm-after", type=float, required=True)
     p.add_argument("--steps", default="10,50,100")
+    commands.add_parser("calibrate")
+    w = commands.add_parser("sweeper")
+    w.add_argument("--stacks", type=int, required=True)
     return parser.parse_args(argv)
 
 
@@ -220,6 +325,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "synth":
         result = synth(args.api_versions, max(args.evaluations, 2), args.bare)
+    elif args.command == "calibrate":
+        result = calibrate()
+    elif args.command == "sweeper":
+        result = sweeper(args.stacks)
     else:
         result = promotion(
             poll=args.poll,

@@ -6,7 +6,10 @@ It is chosen by marker: tests/conftest.py marks every test that uses the moto
 server `moto`, and the act tests carry `act`, so a new test lands in the
 right tier by what it uses.
 
-    python -m bench.tiers [unit]     # pytest arguments, for `nox -s tests -- $(...)`
+    python -m bench.tiers [unit|integration|all]     # its pytest arguments
+
+`nox -s unit` and `nox -s integration` run the two tiers (in parallel workers); the
+push and pull-request pipelines gate preview on the first and deploy on both.
 """
 
 from __future__ import annotations
@@ -14,10 +17,17 @@ from __future__ import annotations
 import sys
 
 UNIT_TIER: tuple[str, ...] = ("-m", "not moto and not act")
+# Everything the unit tier leaves out: the tests that talk to moto or run act.
+INTEGRATION_TIER: tuple[str, ...] = ("-m", "moto or act")
 # The whole suite: pytest's own testpaths (pyproject.toml), everything.
 WHOLE_SUITE: tuple[str, ...] = ()
+# pytest-xdist, one worker per CPU. Not in pyproject's addopts: the act tests run pytest
+# inside their workflows, where a worker pool would only add start-up time. A module's
+# tests stay on one worker, so a module-scoped fixture (an evaluated program, a moto
+# stack) is built once, not once per worker.
+PARALLEL: tuple[str, ...] = ("-n", "auto", "--dist", "loadfile")
 
-TIERS = {"unit": UNIT_TIER, "all": WHOLE_SUITE}
+TIERS = {"unit": UNIT_TIER, "integration": INTEGRATION_TIER, "all": WHOLE_SUITE}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,9 @@ from infra import naming
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILE = REPO_ROOT / "Pulumi.yaml"
+# libyaml's safe loader when PyYAML ships it (its wheels do): the same documents, about
+# ten times faster than the pure-Python one, which matters as every CLI reads Pulumi.yaml.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Minutes each built-in Lambda config takes from the first shift to 100%.
 CANARY_DEPLOYMENT_MINUTES = {
@@ -359,7 +362,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
 
 def read_project(root: Path = REPO_ROOT) -> tuple[str, dict[str, object]]:
     """Project name and default config values from Pulumi.yaml, as the CLI would see them."""
-    document = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    document = yaml.load((root / "Pulumi.yaml").read_text(), Loader=SAFE_LOADER)  # noqa: S506
     project = document["name"]
     defaults: dict[str, object] = {}
     for key, spec in (document.get("config") or {}).items():
@@ -375,7 +378,7 @@ def read_project_config(stack: str, root: Path = REPO_ROOT) -> tuple[str, dict[s
     project, values = read_project(root)
     stack_file = root / f"Pulumi.{stack}.yaml"
     if stack_file.exists():
-        document = yaml.safe_load(stack_file.read_text()) or {}
+        document = yaml.load(stack_file.read_text(), Loader=SAFE_LOADER) or {}  # noqa: S506
         for key, value in (document.get("config") or {}).items():
             values[key.removeprefix(f"{project}:")] = value
     return project, values

@@ -1,10 +1,12 @@
 """Destroy the ephemeral stacks whose branch is gone or that sat idle past their TTL.
 
-    python -m scripts.cleanup [--yes] [--remote origin | --branches-file F] [--now ISO]
+    python -m scripts.cleanup [--yes] [--remote R | --branches-file F | --github-repo O/N]
+                              [--now ISO]
 
 Lists the project's stacks (`pulumi stack ls --json`) and the live branches
-(`git ls-remote --heads REMOTE`, or a file: one branch a line, or the output
-of that command). A stack belongs to the live branch whose slug is its name;
+(`git ls-remote --heads REMOTE`; a file: one branch a line, or the output of
+that command; or GitHub's REST API for OWNER/NAME, every page of it, with
+$GITHUB_TOKEN). A stack belongs to the live branch whose slug is its name;
 a stack no live branch slugs to is orphaned. Orphaned stacks, and stacks not
 updated for longer than their `stackTtlHours`, are stale.
 
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import TextIO
 
 from infra import config, naming
-from scripts import aws, backend, cli, summary
+from scripts import aws, backend, cli, github, summary
 from scripts.progress import Progress
 from scripts.stack import INSTALL_HINT
 
@@ -179,6 +181,24 @@ def file_branches(path: Path) -> list[str]:
             "branch a line (or the output of `git ls-remote --heads`)"
         ) from None
     return parse_branch_lines(text.splitlines())
+
+
+def github_branches(repo: str, client: github.Client | None = None) -> list[str]:
+    """Every branch of OWNER/NAME on GitHub, following the listing page by page."""
+    try:
+        owner, name = github.parse_repo(repo)
+    except aws.UsageError:
+        raise aws.UsageError(
+            f"--github-repo {repo!r} is not OWNER/NAME of a GitHub repository "
+            "(e.g. octo-org/ml-models)"
+        ) from None
+    client = client or github.Client.from_env()
+    items = client.paginate(
+        f"/repos/{owner}/{name}/branches",
+        doing=f"listing the branches of {owner}/{name}",
+        needs=github.METADATA_READ,
+    )
+    return [item["name"] for item in items if isinstance(item, dict) and "name" in item]
 
 
 def branch_slugs(branches: Sequence[str], stream: TextIO) -> dict[str, str]:
@@ -370,6 +390,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         type=Path,
         help="live branches, one a line (or `git ls-remote --heads` output), instead of git",
     )
+    branches.add_argument(
+        "--github-repo",
+        metavar="OWNER/NAME",
+        help="list the live branches with GitHub's API ($GITHUB_TOKEN), instead of git",
+    )
     parser.add_argument("--now", help="judge ages as of this ISO 8601 time (default: now)")
     return parser.parse_args(argv)
 
@@ -385,6 +410,8 @@ def run(args: argparse.Namespace, root: Path, stream: TextIO) -> int:
             f"--branches-file {args.branches_file}",
             file_branches(args.branches_file),
         )
+    elif args.github_repo:
+        source, branches = f"GitHub {args.github_repo}", github_branches(args.github_repo)
     else:
         source, branches = f"remote {args.remote}", remote_branches(args.remote, root)
     live = branch_slugs(branches, stream)

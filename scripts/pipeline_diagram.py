@@ -36,6 +36,7 @@ _ROLE = re.compile(r"vars\.AWS_([A-Z_]+)_ROLE_ARN")
 _NOX = re.compile(r"python -m nox\b(?P<args>[^\n]*)")
 _SCRIPT = re.compile(r"python -m (scripts\.\w+)")
 _EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MATRIX = re.compile(r"\$\{\{\s*matrix\.[^}]*\}\}")
 
 
@@ -69,7 +70,8 @@ class Workflow:
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    # libyaml's safe loader where PyYAML ships it: the same mapping, several times faster.
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506
     if not isinstance(data, dict):
         raise DiagramError(f"{path} is not a workflow (no mapping at the top)")
     return data

@@ -9,12 +9,12 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 import yaml
 from hypothesis import settings
-from moto.server import ThreadedMotoServer
 
 from tests.moto_stack import build_deployed_stack
 
@@ -126,6 +126,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def moto_server():
     """moto in server mode on a free loopback port: real HTTP for real boto3 clients."""
+    # Imported here: moto's server (Flask and every backend) takes about a second to
+    # import, which each pytest-xdist worker of the unit tier would pay for nothing.
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{server._server.server_port}"
@@ -162,3 +166,35 @@ def deployed(aws: str, tmp_path: Path):
     path.write_text(json.dumps(stack.outputs))
     stack.outputs_file = path
     return stack
+
+
+class Programs:
+    """Whole-program evaluations under mocks, each configuration evaluated once per process.
+
+    A synth takes about half a second; tests that only read the result share it. Every
+    pytest-xdist worker is its own process with its own cache, so no test depends on
+    another having run. Treat a result as read-only: change a copy, never the shared one.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    def stack(self, stack: str, **overrides: object) -> Any:
+        from scripts.synth import synthesize  # noqa: PLC0415 - only tests that evaluate pay
+
+        key = (stack, json.dumps(overrides, sort_keys=True, default=str))
+        if key not in self._cache:
+            self._cache[key] = synthesize(stack, overrides=dict(overrides))
+        return self._cache[key]
+
+    def branch(self, branch: str, **overrides: object) -> Any:
+        """A branch's stack, named by infra.naming, with `branch` set as the pipeline sets it."""
+        from infra import naming  # noqa: PLC0415
+
+        return self.stack(naming.slugify(branch), branch=branch, **overrides)
+
+
+@pytest.fixture(scope="session")
+def programs() -> Programs:
+    """Shared, read-only evaluations of the real program: `programs.branch("feature/x")`."""
+    return Programs()

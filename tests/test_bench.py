@@ -200,11 +200,14 @@ class FakeRunner:
         self.calls.append(list(argv))
         is_floor = "import pulumi, pulumi_aws" in argv or "--collect-only" in argv
         stdout = json.dumps(self.probe) if "bench.probe" in argv else "5 passed in 1.0s\n"
+        returncode = self.returncode
+        if "calibrate" in argv:  # an idle machine: the probe got a whole core
+            stdout, returncode = json.dumps({"wall_s": 0.2, "cpu_s": 0.2}), 0
         return Sample(
             argv=tuple(argv),
             wall_s=1.0 if is_floor else 2.0,
             max_rss_kb=100 * 1024,
-            returncode=self.returncode,
+            returncode=returncode,
             stdout=stdout,
             stderr="",
         )
@@ -228,20 +231,37 @@ def test_synth_benchmark_interleaves_floor_and_program() -> None:
             "import_s": 0.2,
             "evaluations_s": [1.0, 0.128, 0.128],
             "bare_evaluations_s": [0.1, 0.064, 0.064],
+            "aws_modules": ["pulumi_aws.s3", "pulumi_aws.iam"],
         }
     )
     ctx = _context(runner)
     figures = {f.name: f for f in benchmarks.Synth().run(ctx)}
     assert len(runner.calls) == benchmarks.Synth().planned_runs(ctx)
     kinds = [
-        "floor" if "-c" in c else "cli" if "scripts.synth" in c else "probe" for c in runner.calls
+        "probe"
+        if "bench.probe" in c
+        else "cli"
+        if "scripts.synth" in c
+        else "floor"
+        if c[-1] == "import pulumi, pulumi_aws"
+        else "modules"
+        for c in runner.calls
     ]
-    assert kinds == ["floor", "cli"] * 3 + ["probe"] * 2
+    # The probes say which modules to import; then floors and CLI interleaved.
+    assert kinds == ["probe"] * 3 + ["floor", "modules", "cli"] * 3  # 2 probes, CPU share
+    modules_floor = runner.calls[4][-1]
+    # Reading an attribute loads a lazy pulumi_aws module, as the program's code does.
+    assert modules_floor == (
+        "import pulumi, pulumi_aws; getattr(pulumi_aws.s3, '_load', None); "
+        "getattr(pulumi_aws.iam, '_load', None)"
+    )
     assert figures["synth.wall"].ratio == pytest.approx(2.0)
+    assert figures["synth.wall"].target == Target("<", 3, on="ratio")
     assert figures["synth.ms_per_resource"].value == pytest.approx(2.0)
     assert figures["synth.ms_per_resource"].floor == pytest.approx(1.0)
     assert figures["synth.peak_rss"].value == pytest.approx(100.0)
-    assert all(f.status == report.PASS for f in figures.values())
+    assert figures["synth.imports"].status == report.INFO
+    assert all(f.status == report.PASS for n, f in figures.items() if n != "synth.imports")
 
 
 def test_quick_skips_the_whole_suite_and_venv_setup_without_running_them() -> None:
@@ -254,9 +274,12 @@ def test_quick_skips_the_whole_suite_and_venv_setup_without_running_them() -> No
     env = [n for n in statuses if n.startswith("env.")]
     assert len(env) == 5
     assert {statuses[n] for n in env} == {report.SKIPPED}
-    # Only the unit tier (and its collection) ran, on the tier's paths.
-    assert len(runner.calls) == 4
-    assert all(c[-len(tiers.UNIT_TIER) :] == list(tiers.UNIT_TIER) for c in runner.calls[1::2])
+    # Only the unit tier ran (with its collection and a CPU-share probe each time), on the
+    # tier's marker expression, in parallel workers.
+    assert len(runner.calls) == 6 == benchmarks.Feedback().planned_runs(ctx)
+    unit = [*tiers.UNIT_TIER, *tiers.PARALLEL]
+    assert all(c[-len(unit) :] == unit for c in runner.calls[1::3])
+    assert all(c[-len(unit) - 1 :] == [*unit, "--collect-only"] for c in runner.calls[0::3])
 
 
 def test_a_failing_test_run_is_an_error_not_a_time() -> None:
@@ -275,16 +298,123 @@ def test_progress_says_which_run_how_far_and_how_long() -> None:
     assert "elapsed" in text
 
 
+def test_a_wall_time_target_is_rederived_only_on_a_shared_machine() -> None:
+    assert benchmarks.idle_target("<", 10, 1.1) == Target("<", 10)
+    shared = benchmarks.idle_target("<", 10, 2.5)
+    assert shared.limit == 25 and shared.op == "<"
+    assert "1/2.5 of a core" in shared.why and "10 s on idle cores" in shared.why
+    tier = {"walls": [20.0], "floors": [2.0], "cpus": [30.0], "shares": [2.5], "problem": ""}
+    figure = benchmarks.tier_figure("t", "t", tier, limit=10, notes="n")
+    assert figure.status == report.PASS  # 20 s where a core is shared 2.5 ways
+    assert "re-derived" in figure.target.describe("s")
+    idle = benchmarks.tier_figure("t", "t", {**tier, "shares": [1.0]}, limit=10, notes="n")
+    assert idle.status == report.FAIL  # the same 20 s on an idle machine misses
+
+
+def test_synth_target_is_rederived_from_the_modules_floor_only_when_missed() -> None:
+    probe = {
+        "resources": 64,
+        "import_s": 0.2,
+        "evaluations_s": [1.0, 0.1, 0.1],
+        "bare_evaluations_s": [0.1, 0.05, 0.05],
+    }
+    modules = ["pulumi_aws.s3", "pulumi_aws.get_region"]
+
+    def wall(walls: list[float], module_floor: float) -> Figure:
+        figures = benchmarks.synth_figures(
+            [probe], walls, [1.0], [module_floor], [100.0], [50.0], modules
+        )
+        return figures[0]
+
+    assert wall([2.5], 1.5).target == Target("<", 3, on="ratio")
+    slow = wall([3.6], 1.5)
+    assert slow.target.limit == pytest.approx(4.5)
+    assert "3x of `import pulumi, pulumi_aws` + the 1 service modules" in slow.target.why
+    assert slow.status == report.PASS
+    assert wall([4.8], 1.5).status == report.FAIL  # over 3x even of the modules' floor
+
+
+def _pipeline(order: str, first: float, preview: float, code: int = 0) -> dict:
+    return {
+        "order": order,
+        "returncode": code,
+        "results": {},
+        "jobs": {"unit": {"start": 1.0, "end": first}, "preview": {"start": first, "end": preview}},
+        "first_verdict_s": first,
+        "all_tests_s": first * 2,
+        "preview_s": preview,
+        "job_sum_s": preview,
+    }
+
+
+def test_pipeline_figures_compare_the_new_order_with_the_old() -> None:
+    first, preview, *_ = benchmarks.pipeline_figures(
+        _pipeline("old", 120.0, 150.0), _pipeline("new", 30.0, 60.0)
+    )
+    assert first.ratio == pytest.approx(0.25) and first.status == report.PASS
+    assert preview.ratio == pytest.approx(0.4) and preview.status == report.PASS
+    slow, *_ = benchmarks.pipeline_figures(
+        _pipeline("old", 120.0, 150.0), _pipeline("new", 50.0, 80.0)
+    )
+    assert slow.status == report.FAIL  # more than a third of the old order's
+    broken, *_ = benchmarks.pipeline_figures(
+        _pipeline("old", 120.0, 150.0), _pipeline("new", 30.0, 60.0, code=1)
+    )
+    assert broken.status == report.ERROR
+
+
+def _sweep(stacks: int, seconds: float, pages: int, **changes) -> dict:
+    stale = (stacks - 1) // 4
+    result = {
+        "stacks": stacks,
+        "exit": 0,
+        "seconds": seconds,
+        "github_pages": pages,
+        "expected_pages": pages,
+        "pulumi_calls": 1 + stale,
+        "destroyed": stale,
+        "stale": stale,
+    }
+    return {**result, **changes}
+
+
+def test_sweeper_figures_check_calls_and_time_grow_linearly() -> None:
+    linear = {50: [_sweep(51, 1.0, 1)], 200: [_sweep(201, 4.0, 2)]}
+    calls, ms = benchmarks.sweeper_figures(linear)
+    assert calls.status == report.PASS and ms.status == report.PASS
+    assert calls.value == pytest.approx((2 + 51) / 201)
+    quadratic = {50: [_sweep(51, 1.0, 1)], 200: [_sweep(201, 16.0, 2)]}
+    assert benchmarks.sweeper_figures(quadratic)[1].status == report.FAIL
+    unpaged = {50: [_sweep(51, 1.0, 1)], 200: [_sweep(201, 4.0, 1, expected_pages=2)]}
+    assert benchmarks.sweeper_figures(unpaged)[0].status == report.ERROR
+
+
+def test_the_mutation_score_comes_from_the_last_mutants_run(tmp_path: Path) -> None:
+    missing = benchmarks.mutants_figure(tmp_path)
+    assert missing.status == report.SKIPPED and "nox -s mutants" in missing.skipped
+    stats = tmp_path / benchmarks.MUTANTS_STATS
+    stats.parent.mkdir()
+    stats.write_text(json.dumps({"killed": 92, "survived": 6, "no_tests": 2, "total": 100}))
+    figure = benchmarks.mutants_figure(tmp_path)
+    assert figure.value == pytest.approx(92.0) and figure.status == report.PASS
+    stats.write_text(json.dumps({"killed": 80, "survived": 10, "no_tests": 10, "total": 100}))
+    assert benchmarks.mutants_figure(tmp_path).status == report.FAIL
+
+
 def test_unit_tier_leaves_out_the_tests_that_need_a_moto_server() -> None:
     collect = [sys.executable, "-m", "pytest", "--collect-only", "-q", *tiers.UNIT_TIER]
-    moto_file = subprocess.run(
-        [*collect, "tests/test_events.py"], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    assert "deselected" in moto_file.stdout and "::" not in moto_file.stdout
-    unit_file = subprocess.run(
-        [*collect, "tests/test_config.py"], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    assert "tests/test_config.py::" in unit_file.stdout
+    # One collection of a moto-backed module and a pure one (a pytest start-up each
+    # is the cost of this test).
+    listing = subprocess.run(
+        [*collect, "tests/test_events.py", "tests/test_config.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    assert "deselected" in listing
+    assert "tests/test_events.py::" not in listing
+    assert "tests/test_config.py::" in listing
 
 
 def test_run_child_reports_exit_output_and_rss() -> None:

@@ -488,13 +488,13 @@ def branch(name: str, **overrides: object) -> Synthesis:
 
 
 @pytest.fixture(scope="module")
-def feature() -> Synthesis:
-    return branch("feature/x")
+def feature(programs) -> Synthesis:
+    return programs.branch("feature/x")
 
 
 @pytest.fixture(scope="module")
-def feature_with_notebook() -> Synthesis:
-    return branch("feature/x", notebookEnabled=True)
+def feature_with_notebook(programs) -> Synthesis:
+    return programs.branch("feature/x", notebookEnabled=True)
 
 
 def test_a_branch_stack_has_no_violations(feature: Synthesis) -> None:
@@ -525,8 +525,8 @@ def test_a_notebook_on_main_is_allowed() -> None:
     assert rules.check_registrations(main.resources) == []
 
 
-def test_the_shared_stack_has_no_violations() -> None:
-    shared = synthesize(naming.SHARED_STACK, overrides={"githubRepository": "acme/models"})
+def test_the_shared_stack_has_no_violations(programs) -> None:
+    shared = programs.stack(naming.SHARED_STACK, githubRepository="acme/models")
     assert rules.check_registrations(shared.resources) == []
 
 

@@ -36,18 +36,18 @@ def _branch(branch: str, **overrides: object) -> Synthesis:
 
 
 @pytest.fixture(scope="module")
-def feature() -> Synthesis:
-    return _branch("feature/Fancy_Model")
+def feature(programs) -> Synthesis:
+    return programs.branch("feature/Fancy_Model")
 
 
 @pytest.fixture(scope="module")
-def main() -> Synthesis:
-    return _branch("main")
+def main(programs) -> Synthesis:
+    return programs.branch("main")
 
 
 @pytest.fixture(scope="module")
-def shared() -> Synthesis:
-    return synthesize(naming.SHARED_STACK, overrides={"githubRepository": "acme/models"})
+def shared(programs) -> Synthesis:
+    return programs.stack(naming.SHARED_STACK, githubRepository="acme/models")
 
 
 def test_branch_stack_has_every_capability(feature: Synthesis) -> None:
@@ -238,11 +238,11 @@ def test_alias_and_stages_leave_traffic_and_releases_to_the_scripts(feature: Syn
         assert {"deployment", "variables"} <= set(stage.ignore_changes)
 
 
-def test_config_changes_reach_the_resources() -> None:
-    s = _branch("feature/x", apiVersions=["v1", "v2", "v3"], notebookEnabled=True)
+def test_config_changes_reach_the_resources(programs) -> None:
+    s = programs.branch("feature/x", apiVersions=["v1", "v2", "v3"], notebookEnabled=True)
     assert len(s.of_type("aws:apigateway/stage:Stage")) == 3
     assert len(s.of_type("aws:sagemaker/notebookInstance:NotebookInstance")) == 1
-    default = _branch("feature/x")
+    default = programs.branch("feature/x")
     assert default.of_type("aws:sagemaker/notebookInstance:NotebookInstance") == []
 
 

@@ -57,10 +57,11 @@ VARS = {
     "PULUMI_EPHEMERAL_SECRETS_PROVIDER": (
         "awskms://alias/mlship-act-test-ephemeral-secrets?region=us-east-1"
     ),
-    # The test job runs the `tests` session only: lint judges the whole working tree,
+    # The unit job runs the `unit` session only: lint judges the whole working tree,
     # which work in progress elsewhere may leave unformatted; test_static.py runs
     # zizmor and the workflow schema itself.
-    "CI_TEST_SESSIONS": "tests",
+    "CI_UNIT_SESSIONS": "unit",
+    "CI_INTEGRATION_SESSIONS": "integration",
     # CodeDeploy never shifts traffic in moto; the alias strategy does it for real.
     "PROMOTE_STRATEGY": "alias",
     "PROMOTE_STEPS": "50,100",
@@ -120,7 +121,11 @@ def _git(cwd: Path, *args: str) -> str:
 def act_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The working tree as it is now (tracked and new files, minus ignored ones), committed
     in a fresh repository whose origin is github.com/acme/mlship."""
-    repo = tmp_path_factory.mktemp("act-repo")
+    return snapshot_repo(tmp_path_factory.mktemp("act-repo"))
+
+
+def snapshot_repo(repo: Path) -> Path:
+    """`act_repo`'s work, into an empty directory (the bench runs act outside pytest)."""
     listing = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT,
@@ -285,6 +290,8 @@ class Act:
             "PYTHONDONTWRITEBYTECODE": "1",
             "NOX_DEFAULT_VENV_BACKEND": "none",
             "PYTEST_ADDOPTS": pytest_addopts,
+            # The suites handed to the workflows are a few tests: no worker pool for them.
+            "PYTEST_XDIST_AUTO_NUM_WORKERS": "0",
             "FAKE_PULUMI_LOG": str(logs["pulumi"]),
             "FAKE_PULUMI_ENV_LOG": str(logs["pulumi-env"]),
             "FAKE_PULUMI_ANSWERS": str(answers),

@@ -43,7 +43,7 @@ BRANCH = "feature/Fancy_Model"
 # The slug infra.naming gives the branch (README: "Branches, stacks and names");
 # test_static.py checks it, so a naming change fails there, not here obscurely.
 STACK = "feature-fancy-mode-c084cfc5"
-PIPELINE = ["test", "preview", "deploy", "train", "promote", "release"]
+PIPELINE = ["unit", "integration", "preview", "deploy", "train", "promote", "release"]
 
 pytestmark = pytest.mark.act
 REPOSITORY = {
@@ -112,7 +112,12 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
 
     assert run.returncode == 0, run.explain()
     assert run.results == dict.fromkeys(PIPELINE, "success"), run.explain()
-    assert run.finished_order == PIPELINE
+    # Fail fast: preview waits for lint and the unit tier only; the moto and act tiers run
+    # beside it, and deploy waits for both.
+    order = run.finished_order
+    assert order.index("unit") < order.index("preview") < order.index("deploy"), order
+    assert order.index("integration") < order.index("deploy"), order
+    assert order[-3:] == ["deploy", "promote", "release"], order
 
     # Pulumi was driven on the branch's stack only: preview saved a plan, deploy applied it.
     verbs = [c[0] for c in run.pulumi_calls if c[0] in {"preview", "up", "destroy", "refresh"}]
@@ -223,7 +228,7 @@ def test_a_push_that_changes_neither_model_nor_api_asks_nobody_to_approve(act: A
 
     assert run.returncode == 0, run.explain()
     assert run.results == {
-        **dict.fromkeys(["test", "preview", "deploy", "train"], "success"),
+        **dict.fromkeys(["unit", "integration", "preview", "deploy", "train"], "success"),
         "promote": "skipped",
         "release": "skipped",
     }, run.explain()
@@ -255,7 +260,8 @@ def test_a_model_that_regresses_past_the_gate_stops_before_promotion(act: Act):
 
     assert run.returncode != 0
     assert run.results == {
-        "test": "success", "preview": "success", "deploy": "success", "train": "failure"
+        "unit": "success", "integration": "success", "preview": "success",
+        "deploy": "success", "train": "failure",
     }, run.explain()  # fmt: skip
     (summary,) = [s for s in run.summaries("train") if "quality gate" in s]
     assert "quality gate FAILED" in summary and "Promotion stops here" in summary
@@ -273,8 +279,20 @@ def test_a_failing_test_job_stops_everything_after_it(act: Act):
     run = act("push", push_event(BRANCH), "push.yml", pytest_addopts=FAILING_SUITE)
 
     assert run.returncode != 0
-    assert run.results == {"test": "failure"}, run.explain()
-    assert "deliberately failing" in run.text
+    # The unit tier failed: no preview; the integration tier ran beside it and passed.
+    assert run.results == {"unit": "failure", "integration": "success"}, run.explain()
+    # The failing test is in the unit job's summary with its assertion and its line...
+    (summary,) = [s for s in run.summaries("unit") if "Tests" in s]
+    suite = FAILING_SUITE
+    line = (ROOT / suite).read_text().splitlines().index(
+        '    assert live_version == "2", "deliberately failing: nothing after the test job may run"'
+    ) + 1
+    assert f"**`{suite}::test_fails`** failed at `{suite}:{line}`" in summary, summary
+    assert "AssertionError: deliberately failing" in summary
+    assert "assert '1' == '2'" in summary
+    # ...and annotated on that line (act parses the workflow command as GitHub does).
+    annotations = [e["kvPairs"] for e in run.entries if e.get("command") == "error"]
+    assert {"file": suite, "line": str(line), "title": f"{suite}::test_fails"} in annotations
     assert run.pulumi_calls == [] and run.aws_roles == []
     alias = stack.client("lambda").get_alias(FunctionName=stack.names.model_function, Name="live")
     assert alias["FunctionVersion"] == "1"
@@ -320,9 +338,12 @@ def test_a_branch_lives_on_fresh_runners_through_a_cancelled_deploy_to_its_delet
     checkpoint = f".pulumi/stacks/{project_name()}/{STACK}.json"
 
     first = act("push", push_event(BRANCH), "push.yml", job="deploy")
-    assert first.results == {"test": "success", "preview": "success", "deploy": "success"}, (
-        first.explain()
-    )
+    assert first.results == {
+        "unit": "success",
+        "integration": "success",
+        "preview": "success",
+        "deploy": "success",
+    }, first.explain()
     assert checkpoint in state_objects(aws)
 
     marker, pids = tmp_path / "pulumi-up.pid", []
@@ -348,13 +369,20 @@ def test_a_branch_lives_on_fresh_runners_through_a_cancelled_deploy_to_its_delet
     assert not [key for key in state_objects(aws) if "/locks/" in key]
 
     after = act("push", push_event(BRANCH), "push.yml", job="deploy")
-    assert after.results == {"test": "success", "preview": "success", "deploy": "success"}, (
-        after.explain()
-    )
+    assert after.results == {
+        "unit": "success",
+        "integration": "success",
+        "preview": "success",
+        "deploy": "success",
+    }, after.explain()
     assert [c[0] for c in after.pulumi_calls if c[0] in {"preview", "up"}] == ["preview", "up"]
 
     gone = act("delete", delete_event(BRANCH), "delete.yml")
-    assert gone.results == {"destroy": "success"}, gone.explain()
+    assert gone.results == {
+        "quiesce": "success",
+        "destroy": "success",
+        "environment": "success",
+    }, gone.explain()
     assert ["destroy", "--stack", STACK, "--yes", "--remove", "--non-interactive"] in (
         gone.pulumi_calls
     )
@@ -412,9 +440,12 @@ def test_pull_request_previews_and_edits_its_one_sticky_comment(act: Act, github
     run = act("pull_request", pr_event(), "pull-request.yml")
 
     assert run.returncode == 0, run.explain()
-    assert run.results == {"test": "success", "preview": "success", "comment": "success"}, (
-        run.explain()
-    )
+    assert run.results == {
+        "unit": "success",
+        "integration": "success",
+        "preview": "success",
+        "comment": "success",
+    }, run.explain()
     assert [c[0] for c in run.pulumi_calls if c[0] in {"preview", "up", "destroy"}] == ["preview"]
     # It previewed the pull request's head commit (what a push of the branch deploys).
     assert f"checkout stand-in: ref={pr_event()['pull_request']['head']['sha']}" in run.text
@@ -453,7 +484,8 @@ def test_a_pull_request_from_a_fork_is_tested_offline_and_not_previewed(act: Act
     assert run.skipped_by_condition("preview"), run.explain()
     # The offline tiers run for it (no AWS, no secret); no preview, so no comment.
     assert run.results == {
-        "test": "success",
+        "unit": "success",
+        "integration": "success",
         "fork": "success",
         "preview": "skipped",
         "comment": "skipped",

@@ -64,8 +64,10 @@ def test_the_diagram_shows_the_gates_in_front_of_traffic_and_release():
     block = pipeline_diagram.render(WORKFLOWS, ROOT)
     mermaid = block.split("```mermaid\n", 1)[1].split("```", 1)[0]
     for edge in (
-        "push_test --> push_preview",
+        "push_unit --> push_preview",
         "push_preview --> push_deploy",
+        "push_integration --> push_deploy",
+        "pull_request_unit --> pull_request_preview",
         "push_deploy --> push_train",
         "push_train --> push_promote_gate",
         "push_promote_gate --> push_promote",
@@ -75,6 +77,8 @@ def test_the_diagram_shows_the_gates_in_front_of_traffic_and_release():
         "pull_request_preview --> pull_request_comment",
     ):
         assert edge in mermaid
+    # Fail fast: the slow tiers never stand between a push and its preview.
+    assert "push_integration --> push_preview" not in mermaid
     assert 'push_promote_gate{{"approval: canary-promotion"}}' in mermaid
     assert 'push_release_gate{{"approval: api-release"}}' in mermaid
     assert "env branch/{stack}" in mermaid
@@ -87,7 +91,11 @@ def test_sessions_given_through_inputs_are_followed_to_their_value():
         for workflow in pipeline_diagram.read_workflows(WORKFLOWS, ROOT)
         for job in workflow.jobs
     }
-    assert jobs["push", "test"].runs == ["nox -s lint tests"]
+    assert jobs["push", "unit"].runs == ["nox -s lint unit", "python -m scripts.junit_summary"]
+    assert jobs["push", "integration"].runs == [
+        "nox -s integration",
+        "python -m scripts.junit_summary",
+    ]
     assert jobs["push", "deploy"].runs == [
         "nox -s policy",
         "nox -s package",

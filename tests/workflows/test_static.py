@@ -147,7 +147,7 @@ ACTION_INPUTS = {
 
 
 def load(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
+    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def triggers(workflow: Mapping[str, Any]) -> dict[str, Any]:
@@ -340,7 +340,7 @@ def needs_of(workflow: str, job_id: str) -> set[str]:
 
 
 def test_traffic_and_release_wait_for_a_successful_deploy():
-    assert needs_of("push", "promote") >= {"deploy", "train", "test", "preview"}
+    assert needs_of("push", "promote") >= {"deploy", "train", "unit", "integration", "preview"}
     assert {"deploy", "train", "promote"} <= set(CALLERS["push"]["jobs"]["release"]["needs"])
     # Whether they run when deploy and training succeeded is shown by act (test_act.py);
     # that they never run after a failed one, here: promote's condition reads an output
@@ -553,8 +553,11 @@ def test_drift_watches_every_protected_stack():
 def test_the_sweeper_destroys_only_through_cleanup_with_a_branch_list():
     cleanup = by_key("schedule:cleanup")
     runs = "\n".join(s.get("run", "") for s in cleanup.steps)
-    assert "test -s" in runs  # an empty branch list would orphan every stack: stop
-    assert '-s cleanup -- --yes --branches-file "$RUNNER_TEMP/branches.txt"' in runs
+    # The branches come from GitHub's API, every page (tests/test_cleanup_scale.py); an
+    # incomplete list is refused by cleanup itself (test_cleanup.py).
+    assert '-s cleanup -- --yes --github-repo "$GITHUB_REPOSITORY"' in runs
+    (step,) = [s for s in cleanup.steps if "-s cleanup" in s.get("run", "")]
+    assert step["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
 
 
 def test_the_branch_the_act_tests_push_has_the_documented_slug():
