@@ -17,6 +17,7 @@ import responses
 
 from infra import config, naming
 from scripts import cleanup
+from tests.conftest import seed_stack
 from tests.github_branches import API, REPO, BranchListing
 
 NOW = "2024-06-01T00:00:00Z"
@@ -32,8 +33,10 @@ def github(monkeypatch: pytest.MonkeyPatch):
         yield mock
 
 
-def _world(tmp_path: Path, monkeypatch, github, *, stacks: int, live: int):
+def _world(fake, tmp_path: Path, monkeypatch, github, *, stacks: int, live: int):
     """`stacks` branch stacks, of which the first `live` still have their branch."""
+    # cleanup runs pulumi in the project root; by default the fake's fresh workspace.
+    monkeypatch.setattr(cleanup, "PROJECT_ROOT", fake.workspace)
     default = cleanup.project_settings(config.REPO_ROOT).default_branch
     branches = [f"feature/scale-{i:04d}" for i in range(stacks)]
     entries = [
@@ -43,6 +46,8 @@ def _world(tmp_path: Path, monkeypatch, github, *, stacks: int, live: int):
         {"name": naming.slugify(default), "lastUpdate": RECENT, "resourceCount": 40},
         {"name": naming.SHARED_STACK, "lastUpdate": RECENT, "resourceCount": 20},
     ]
+    for entry in entries:  # in the fake's backend, as deploys leave them
+        seed_stack(fake, entry["name"])
     answers = tmp_path / "answers.json"
     answers.write_text(json.dumps({"stack ls": json.dumps(entries)}))
     monkeypatch.setenv("FAKE_PULUMI_ANSWERS", str(answers))
@@ -55,7 +60,7 @@ def test_every_page_is_read_and_calls_grow_only_with_the_stale_stacks(  # noqa: 
     fake_pulumi, tmp_path, monkeypatch, github, capsys, stacks
 ):
     live = stacks * 3 // 4
-    branches, listing = _world(tmp_path, monkeypatch, github, stacks=stacks, live=live)
+    branches, listing = _world(fake_pulumi, tmp_path, monkeypatch, github, stacks=stacks, live=live)
 
     code = cleanup.main(["--yes", "--github-repo", REPO, "--now", NOW])
 
@@ -74,7 +79,7 @@ def test_every_page_is_read_and_calls_grow_only_with_the_stale_stacks(  # noqa: 
 
 
 def test_a_branch_on_the_last_page_keeps_its_stack(fake_pulumi, tmp_path, monkeypatch, github):
-    _, listing = _world(tmp_path, monkeypatch, github, stacks=250, live=250)
+    _, listing = _world(fake_pulumi, tmp_path, monkeypatch, github, stacks=250, live=250)
 
     assert cleanup.main(["--github-repo", REPO, "--now", NOW]) == 0
 

@@ -235,7 +235,8 @@ def test_every_push_job_gets_a_token_its_role_trusts(branch: str) -> None:
     found = tokens("push.yml", "push", branch, github, needs)
     # Every job is listed: a new job that asks for a token fails until it is added here.
     expected = {
-        "test": None,
+        "unit": None,
+        "integration": None,
         "preview": (deploy, ""),
         # deploy and train publish versions of the branch's function: its environment.
         "deploy": (deploy, naming.deploy_environment(stack)),
@@ -278,8 +279,8 @@ def test_a_pull_request_previews_with_the_read_only_role(branch: str) -> None:
         "pull-request.yml", "pull_request", branch, github, {"preview": preview_outputs(branch)}
     )
     # The fork job is skipped; the offline tests and the comment hold no AWS token.
-    assert set(found) == {"test", "preview", "comment"}
-    assert found["test"] is None and found["comment"] is None
+    assert set(found) == {"unit", "integration", "preview", "comment"}
+    assert found["unit"] is None and found["integration"] is None and found["comment"] is None
     preview = found["preview"]
     assert preview is not None
     duty, environment, assumable = preview
@@ -297,7 +298,7 @@ def test_a_fork_s_pull_request_runs_no_job_with_a_token() -> None:
         {"preview": preview_outputs("feature/x")},
     )
     assert "preview" not in found
-    assert {"test", "fork"} <= set(found)
+    assert {"unit", "integration", "fork"} <= set(found)
     assert all(token is None for token in found.values())
 
 
