@@ -88,6 +88,7 @@ def measure(order: str) -> dict[str, Any]:
     push = yaml.safe_load((ROOT / ".github/workflows/push.yml").read_text())
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    assert server._server is not None  # started just above
     front = AwsFront(f"http://127.0.0.1:{server._server.server_port}")
     github = GitHubApi()
     try:

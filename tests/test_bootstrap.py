@@ -1169,14 +1169,14 @@ def test_the_repository_is_recorded_as_github_spells_it(gh: FakeGitHub, world: W
     # Typed in lowercase; GitHub's `sub` claim carries the real case, and AWS
     # matches it case-sensitively.
     gh.repository["full_name"] = "Octo-Org/ML-Models"
-    code, _, err = run("--repo", REPO.lower(), "--reviewers", "alice,bob", "--region", "eu-west-1")
+    code, _, err = run("--repo", REPO.lower(), "--reviewers", "alice,bob", "--region", REGION)
 
     assert code == 0, err
     config_sets = [c["argv"] for c in world.calls() if c["argv"][:2] == ["config", "set"]]
     assert [
         "config",
         "set",
-        "mlship:githubRepository",
+        f"{PROJECT}:githubRepository",
         "Octo-Org/ML-Models",
         "--stack",
         "shared",

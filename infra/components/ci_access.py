@@ -599,7 +599,7 @@ def _deny_protected_names(
         for arn in arns
         if arn != published
     ]
-    denies = [{"Effect": "Deny", "Action": "*", "Resource": protected_arns}]
+    denies: list[dict[str, Any]] = [{"Effect": "Deny", "Action": "*", "Resource": protected_arns}]
     if published is not None:
         key, value = training.PUBLISHED_TAG
         denies += [

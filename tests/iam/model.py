@@ -104,8 +104,12 @@ def rows(synthesis: synth.Synthesis) -> list[dict[str, Any]]:
 
 
 @cache
-def shared_model() -> AccessModel:
-    synthesis = synth.synthesize(naming.SHARED_STACK, overrides={"githubRepository": REPOSITORY})
+def shared_model(region: str | None = None) -> AccessModel:
+    """The shared stack's access, in Pulumi.yaml's region unless `region` is given."""
+    overrides: dict[str, object] = {"githubRepository": REPOSITORY}
+    if region is not None:
+        overrides["aws:region"] = region
+    synthesis = synth.synthesize(naming.SHARED_STACK, overrides=overrides)
     document = json.loads(synth.render_json(synthesis))
     resources = tuple(document["resources"])
     by_name = {(r["type"], r["name"]): r for r in resources}
