@@ -117,7 +117,7 @@ def test_push_runs_every_job_in_order_and_moves_traffic_and_the_api(act: Act):
     order = run.finished_order
     assert order.index("unit") < order.index("preview") < order.index("deploy"), order
     assert order.index("integration") < order.index("deploy"), order
-    assert order[-3:] == ["deploy", "promote", "release"], order
+    assert order[-4:] == ["deploy", "train", "promote", "release"], order
 
     # Pulumi was driven on the branch's stack only: preview saved a plan, deploy applied it.
     verbs = [c[0] for c in run.pulumi_calls if c[0] in {"preview", "up", "destroy", "refresh"}]
