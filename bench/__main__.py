@@ -13,8 +13,8 @@ from pathlib import Path
 
 from bench import report
 from bench.benchmarks import BENCHMARKS, Context, child_env
-from scripts import summary
-from scripts.progress import Progress
+from scripts.lib import summary
+from scripts.lib.progress import Progress
 
 ROOT = Path(__file__).resolve().parent.parent
 

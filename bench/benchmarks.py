@@ -17,7 +17,7 @@ from typing import Any
 from bench import tiers
 from bench.measure import Sample, median, run_child
 from bench.report import Figure, Target
-from scripts.progress import Progress
+from scripts.lib.progress import Progress
 
 SYNTH_BRANCH = "bench/synth"
 # Growth axis: API versions (one resource, method, integration, permission, stage and

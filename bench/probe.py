@@ -213,8 +213,9 @@ def promotion(
     server = _start_moto()
     try:
         # After moto is up and the environment points at it.
-        from scripts import aws, promote  # noqa: PLC0415
-        from scripts.progress import Progress  # noqa: PLC0415
+        from scripts import promote  # noqa: PLC0415
+        from scripts.lib import aws  # noqa: PLC0415
+        from scripts.lib.progress import Progress  # noqa: PLC0415
         from tests.moto_stack import build_deployed_stack  # noqa: PLC0415
 
         stack = build_deployed_stack(PROMOTION_BRANCH)

@@ -93,8 +93,9 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 from infra import config, naming
-from scripts import aws, cli, github, pin_pulumi, rename, summary
-from scripts.progress import Progress
+from scripts import pin_pulumi, rename
+from scripts.lib import aws, cli, github, summary
+from scripts.lib.progress import Progress
 from scripts.stack import INSTALL_HINT
 
 PROJECT_ROOT = config.REPO_ROOT

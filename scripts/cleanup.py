@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import TextIO
 
 from infra import config, naming
-from scripts import aws, backend, cli, github, summary
-from scripts.progress import Progress
+from scripts.lib import aws, backend, cli, github, summary
+from scripts.lib.progress import Progress
 from scripts.stack import INSTALL_HINT
 
 # Where Pulumi.yaml and the stack files live; pulumi and git run here.
@@ -49,7 +49,7 @@ class StackInfo:
     last_update: dt.datetime | None
     resource_count: int | None
     # Pulumi Cloud reports a running update here; the diy (S3) backend never does: its
-    # locks say it (scripts.backend), and `locked_by` carries who holds them.
+    # locks say it (scripts.lib.backend), and `locked_by` carries who holds them.
     update_in_progress: bool = False
     locked_by: str = ""
 

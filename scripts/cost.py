@@ -4,7 +4,7 @@
     python -m scripts.cost --stack shared --config githubRepository=OWNER/NAME
     python -m scripts.cost --refresh-prices [--region REGION]
 
-The estimate itself lives in `scripts.pricing`; this is its command line. A
+The estimate itself lives in `scripts.lib.pricing`; this is its command line. A
 region with no table in prices/ is reported as unpriced (exit 0), never as a
 failure, so a fork in any region can run the pipeline's cost step.
 """
@@ -16,7 +16,8 @@ import sys
 from collections.abc import Sequence
 
 from infra import config, naming
-from scripts import cli, pricing, synth
+from scripts import synth
+from scripts.lib import cli, pricing
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args
     if args.refresh_prices:
         # Only here: boto3 takes ~0.2 s to import, and an estimate never needs it.
-        from scripts import aws  # noqa: PLC0415
+        from scripts.lib import aws  # noqa: PLC0415
 
         def refresh() -> int:
             # The Price List API is served from us-east-1 (and a few others), whatever

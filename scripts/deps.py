@@ -43,7 +43,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra import config, naming
-from scripts import aws, cli, outputs, summary
+from scripts.lib import aws, cli, outputs, summary
 
 MODEL_DIR = config.REPO_ROOT / "infra" / "handlers" / "model"
 PACKAGE = "model"

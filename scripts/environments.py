@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from infra import config, naming
-from scripts import aws, github, summary
+from scripts.lib import aws, github, summary
 
 ENVIRONMENT_PREFIX = "branch/"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from infra import config, naming
 from infra.training import LATEST_EVALUATION_KEY
-from scripts import aws
+from scripts.lib import aws
 
 
 def fetch(s3: Any, sts: Any, branch: str, output: Path) -> bool:

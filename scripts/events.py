@@ -25,8 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from infra.handlers.event_processor import handler as processor
-from scripts import aws, cli, outputs, summary
-from scripts.progress import Progress
+from scripts.lib import aws, cli, outputs, summary
+from scripts.lib.progress import Progress
 
 # One schema for both ends: the processor refuses to store what does not fit it.
 KINDS: Mapping[str, tuple[str, ...]] = processor.KINDS

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts import summary
+from scripts.lib import summary
 
 # The traceback's location lines: `tests/test_x.py:12: AssertionError` (long format) or
 # `tests/test_x.py:12: in test_y` (short). The last one is where the failure surfaced.

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from infra import config, naming
-from scripts import cli
+from scripts.lib import cli
 
 PLACEHOLDER_ACCOUNT = "000000000000"
 

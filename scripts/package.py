@@ -24,7 +24,7 @@ from pathlib import Path
 
 from infra import packaging
 from infra.config import REPO_ROOT
-from scripts import summary
+from scripts.lib import summary
 
 HANDLER_DIR = Path("infra/handlers/model")
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import naming
-from scripts import cli, gate, summary
+from scripts.lib import cli, gate, summary
 
 MAX_BODY = 65_536  # GitHub: "body is too long (maximum is 65536 characters)"
 MARKER_PREFIX = "mlship:preview:"

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from scripts import aws, cli, github, summary
+from scripts.lib import aws, cli, github, summary
 
 # Approval environments are plain names (unlike the deploy jobs' `branch/...` ones).
 _ENVIRONMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")

@@ -52,8 +52,9 @@ from typing import Any, NoReturn
 from botocore.exceptions import ClientError, WaiterError
 
 from infra import config, naming
-from scripts import aws, cli, events, outputs, summary
-from scripts.progress import Progress
+from scripts import events
+from scripts.lib import aws, cli, outputs, summary
+from scripts.lib.progress import Progress
 
 PROMOTED = "promoted"
 ALREADY = "already-promoted"

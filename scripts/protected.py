@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from infra import config, naming
-from scripts import summary
+from scripts.lib import summary
 
 
 def targets(settings: config.Settings) -> list[dict[str, str]]:

@@ -46,8 +46,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra import naming
-from scripts import aws, cli, events, outputs, summary
-from scripts.progress import Progress
+from scripts import events
+from scripts.lib import aws, cli, outputs, summary
+from scripts.lib.progress import Progress
 
 ALIAS_VARIABLE = naming.STAGE_ALIAS_VARIABLE
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infra import config, naming
-from scripts import aws, cli
+from scripts.lib import aws, cli
 
 _NAME_RE = re.compile(r"(?m)^(name: )(\S+)$")
 _REGION_RE = re.compile(r"(?m)^(  aws:region:\n(?:    #[^\n]*\n)*    value: )(\S+)$")

@@ -23,8 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scripts import aws, cli, events, outputs, summary
-from scripts.progress import Progress
+from scripts import events
+from scripts.lib import aws, cli, outputs, summary
+from scripts.lib.progress import Progress
 from scripts.promote import (
     ConcurrentChange,
     Emit,

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts import aws, cli, outputs, summary
-from scripts.progress import Progress
+from scripts.lib import aws, cli, outputs, summary
+from scripts.lib.progress import Progress
 from scripts.promote import require_version
 
 MODEL_FILE = Path(__file__).resolve().parent.parent / "infra/handlers/model/model.json"

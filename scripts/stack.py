@@ -37,7 +37,7 @@ from pathlib import Path
 import yaml
 
 from infra import config, naming
-from scripts import backend, cli, summary
+from scripts.lib import backend, cli, summary
 
 POLICY_PACK = Path(__file__).resolve().parent.parent / "policy"
 # Where Pulumi.yaml is: pulumi runs here and keeps the stack settings files here.

@@ -39,7 +39,7 @@ from pulumi.runtime.sync_await import _sync_await
 from infra import __main__ as program
 from infra import config, naming
 from policy import rules as policy_rules
-from scripts import cli, pricing, summary
+from scripts.lib import cli, pricing, summary
 
 MOCK_ACCOUNT_ID = "123456789012"
 STACK_TYPE = "pulumi:pulumi:Stack"

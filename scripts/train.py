@@ -50,8 +50,9 @@ from infra.training import (
     PUBLISHED_TAG,
     RUNS_PREFIX,
 )
-from scripts import aws, events, gate, outputs, runner, smoke, summary
-from scripts.progress import Progress
+from scripts import events, smoke
+from scripts.lib import aws, gate, outputs, runner, summary
+from scripts.lib.progress import Progress
 
 ROOT = config.REPO_ROOT
 HANDLER_DIR = ROOT / "infra/handlers/model"

@@ -17,8 +17,9 @@ from typing import Any
 
 from infra import config, naming
 from infra.components import model_testing
-from scripts import events, outputs
-from scripts.aws import client
+from scripts import events
+from scripts.lib import outputs
+from scripts.lib.aws import client
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's default account

@@ -1,4 +1,4 @@
-"""scripts.backend reads a diy backend's objects where pulumi/pulumi pkg/backend/diy puts them."""
+"""scripts.lib.backend reads a diy backend's objects where pulumi pkg/backend/diy puts them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from infra import config
-from scripts import backend
+from scripts.lib import backend
 
 PROJECT = config.read_project()[0]
 STACK = "feature-x-1234abcd"

@@ -15,7 +15,7 @@ from bench import __main__ as cli
 from bench import benchmarks, measure, report, tiers
 from bench.measure import Sample
 from bench.report import Figure, Target
-from scripts.progress import Progress
+from scripts.lib.progress import Progress
 
 ROOT = Path(__file__).resolve().parent.parent
 

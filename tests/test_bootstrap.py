@@ -23,7 +23,8 @@ import pytest
 import responses
 
 from infra import config, naming
-from scripts import bootstrap, github, pin_pulumi
+from scripts import bootstrap, pin_pulumi
+from scripts.lib import github
 from tests.project import OTHER_REGION, PROJECT
 from tests.project import REGION as HOME_REGION
 

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from infra import config, naming
-from scripts import aws, cleanup
+from scripts import cleanup
+from scripts.lib import aws
 from tests.conftest import seed_stack
 from tests.project import PROJECT
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from infra import naming
-from scripts import aws
+from scripts.lib import aws
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,7 +20,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from scripts import aws, deps
+from scripts import deps
+from scripts.lib import aws
 from tests.project import PROJECT
 
 # Distinctive, with characters that need quoting in a URL: a leak is easy to spot.
@@ -47,7 +48,7 @@ VERSION = json.loads((deps.MODEL_DIR / "model.json").read_text())["model_version
 
 @pytest.fixture
 def codeartifact(monkeypatch: pytest.MonkeyPatch):
-    """A Stubber on the client `scripts.aws.client("codeartifact")` hands out."""
+    """A Stubber on the client `scripts.lib.aws.client("codeartifact")` hands out."""
     client = boto3.client(
         "codeartifact",
         region_name="us-east-1",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from scripts import gate
+from scripts.lib import gate
 
 DIRECTIONS = {"auc": True, "log_loss": False}
 

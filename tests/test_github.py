@@ -1,4 +1,4 @@
-"""scripts.github: pagination, errors people can act on, and a token that never leaks."""
+"""scripts.lib.github: pagination, errors people can act on, and a token that never leaks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from responses import matchers
 
-from scripts import aws, github
+from scripts.lib import aws, github
 
 API = "https://api.github.test"
 # A fake, distinctive enough to search every message for.

@@ -15,7 +15,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
-from scripts import aws, events, outputs, promote
+from scripts import events, promote
+from scripts.lib import aws, outputs
 from tests.lambda_revisions import _alias_revisions  # noqa: F401 - the fixture alias_revisions
 from tests.project import PROJECT
 

@@ -12,7 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from scripts import aws, events, outputs, release
+from scripts import events, release
+from scripts.lib import aws, outputs
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from botocore.stub import Stubber
 
-from scripts import aws, events, promote, rollback
+from scripts import events, promote, rollback
+from scripts.lib import aws
 from tests.lambda_revisions import _alias_revisions  # noqa: F401 - the fixture alias_revisions
 
 

@@ -19,7 +19,8 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from scripts import aws, smoke
+from scripts import smoke
+from scripts.lib import aws
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTION = "mlship-feature-x-217d2bf5-model"

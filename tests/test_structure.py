@@ -1,4 +1,5 @@
-"""The layering the design promises: scripts import no cycle, infra never imports scripts."""
+"""The layering the design promises: scripts import no cycle, scripts.lib never imports a
+verb or tool, infra never imports scripts."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ ROOT = Path(__file__).resolve().parent.parent
 def _imports(path: Path, package: str) -> set[str]:
     """Modules of `package` that `path` imports, at the top or inside a function."""
     found: set[str] = set()
+    depth = package.count(".") + 1
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module:
             if node.module == package:
                 found |= {alias.name for alias in node.names}
             elif node.module.startswith(f"{package}."):
-                found.add(node.module.split(".")[1])
+                found.add(node.module.split(".")[depth])
         elif isinstance(node, ast.Import):
             found |= {
-                alias.name.split(".")[1]
+                alias.name.split(".")[depth]
                 for alias in node.names
                 if alias.name.startswith(f"{package}.")
             }
@@ -51,6 +53,13 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_no_two_scripts_modules_import_each_other() -> None:
     graph = {p.stem: _imports(p, "scripts") for p in (ROOT / "scripts").glob("*.py")}
     assert _cycle(graph) is None
+    libraries = {p.stem: _imports(p, "scripts.lib") for p in (ROOT / "scripts/lib").glob("*.py")}
+    assert _cycle(libraries) is None
+
+
+def test_libraries_never_import_a_verb_or_tool() -> None:
+    for path in (ROOT / "scripts/lib").glob("*.py"):
+        assert _imports(path, "scripts") <= {"lib"}, path
 
 
 def test_the_cycle_finder_finds_one() -> None:

@@ -16,7 +16,8 @@ from botocore.stub import Stubber
 from infra import config, naming
 from infra.training import PUBLISHED_METRICS_KEY, PUBLISHED_TAG, SOURCE_KEY
 from model import train as model_train
-from scripts import aws, evaluation, events, runner, train
+from scripts import evaluation, events, train
+from scripts.lib import aws, runner
 from tests.codebuild_standin import CodeBuildRunner, StandInCodeBuild
 from tests.lambda_standin import VersionedLambda
 from tests.moto_stack import ACCOUNT, ROOT, build_deployed_stack

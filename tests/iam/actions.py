@@ -527,7 +527,7 @@ def writes_of_state(project: str, stack: str, bucket: str) -> list[Call]:
 
 
 def lock_calls(project: str, stack: str, bucket: str) -> list[Call]:
-    """scripts/backend.py: list and read a stack's locks, read its checkpoint (plan and
+    """scripts/lib/backend.py: list and read a stack's locks, read its checkpoint (plan and
     lock checks of preview, deploy, drift and cleanup)."""
     arn = f"arn:aws:s3:::{bucket}"
     return [
@@ -553,7 +553,7 @@ BUILD_ID = "b1a2c3d4"
 
 
 def train_calls(outputs: Mapping[str, Any], t: Target, log_group: str) -> list[Call]:
-    """The train job's calls on its own stack (scripts/train.py, runner.py, smoke.py and
+    """The train job's calls on its own stack (scripts/train.py, lib/runner.py, smoke.py and
     promote.py --check); `log_group` is the runner's (naming.BranchNames.training_log_group)."""
     project = str(outputs["training_project"])
     build = f"{project}:{BUILD_ID}"

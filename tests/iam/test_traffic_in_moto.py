@@ -29,7 +29,8 @@ from botocore.exceptions import ClientError
 
 from infra import naming
 from infra.components.ci_access import DEPLOY, PROMOTE, PROMOTE_PROTECTED
-from scripts import aws, events, promote, release, rollback
+from scripts import events, promote, release, rollback
+from scripts.lib import aws
 from tests.iam.evaluator import ALLOW, Request
 from tests.iam.model import protected_branches, shared_model
 from tests.moto_stack import ACCOUNT, REGION, build_deployed_stack

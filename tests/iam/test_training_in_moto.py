@@ -3,7 +3,7 @@
 The same guard as the traffic tier (tests/iam/test_traffic_in_moto.py): each call
 is mapped to its IAM action and resource and decided against the synthesized
 role policy before moto serves it, and an unmapped call fails the test, so a new
-call in scripts/train.py, runner.py or smoke.py cannot ship without its grant.
+call in scripts/train.py, lib/runner.py or smoke.py cannot ship without its grant.
 The stand-ins for CodeBuild's build and Lambda's runtime act as those services,
 so their own calls are not the role's.
 """

@@ -23,7 +23,8 @@ import pytest
 
 from infra import config, naming
 from infra.training import PUBLISHED_METRICS_KEY
-from scripts import events, outputs, train
+from scripts import events, train
+from scripts.lib import outputs
 from tests import model_packages
 from tests.moto_stack import ACCOUNT, build_deployed_stack
 from tests.workflows.conftest import (

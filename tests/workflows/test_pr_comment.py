@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from responses import matchers
 
-from scripts import gate, pr_comment
+from scripts import pr_comment
+from scripts.lib import gate
 
 API = "https://api.github.test"
 REPO = "acme/mlship"

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from infra.training import RUNS_PREFIX, SOURCE_KEY
-from scripts import aws
-from scripts.progress import Progress
+from scripts.lib import aws
+from scripts.lib.progress import Progress
 
 FINAL = {"SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT"}
 LOG_EXCERPT_LINES = 40

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from infra import config
-from scripts import summary
+from scripts.lib import summary
 
 PRICES_DIR = config.REPO_ROOT / "prices"
 # A branch environment nobody uses should cost less than this a month.

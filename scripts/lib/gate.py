@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from scripts import summary
+from scripts.lib import summary
 
 # Float noise must not fail a model that matches its baseline exactly.
 TOLERANCE = 1e-9

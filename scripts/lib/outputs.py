@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from infra import naming
-from scripts import cli
-from scripts.aws import UsageError
+from scripts.lib import cli
+from scripts.lib.aws import UsageError
 
 
 @dataclass(frozen=True)

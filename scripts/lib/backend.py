@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from scripts import aws
+from scripts.lib import aws
 
 BOOKKEEPING = ".pulumi"
 

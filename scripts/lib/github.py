@@ -6,7 +6,7 @@ this module builds is scrubbed of it, in case a server echoes it). The API
 root comes from `$GITHUB_API_URL` (set by GitHub Actions, and for GitHub
 Enterprise Server), default https://api.github.com.
 
-Failures become `scripts.aws.ScriptError` subclasses whose message says what
+Failures become `scripts.lib.aws.ScriptError` subclasses whose message says what
 was being done, which permission or token scope it needs, and that the failed
 request changed nothing:
 
@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from scripts import aws
+from scripts.lib import aws
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"

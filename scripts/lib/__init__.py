@@ -1,0 +1,1 @@
+"""Libraries the pipeline's verbs and tools share; none is run as `python -m`."""
