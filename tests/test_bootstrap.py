@@ -24,7 +24,7 @@ import responses
 
 from infra import config, naming
 from scripts import bootstrap, pin_pulumi
-from scripts.lib import github
+from scripts.lib import bootstrap_github, github
 from tests.project import OTHER_REGION, PROJECT
 from tests.project import REGION as HOME_REGION
 
@@ -385,11 +385,13 @@ def _environment_body(*ids: int) -> dict[str, Any]:
     }
 
 
-WANTED = bootstrap.wanted_environments(config.settings_for_stack("shared"))
+WANTED = bootstrap_github.wanted_environments(config.settings_for_stack("shared"))
 CUSTOM = {"protected_branches": False, "custom_branch_policies": True}
 
 
-def _guarded(gh: FakeGitHub, wanted: bootstrap.WantedEnvironment, reviewers: list[str]) -> None:
+def _guarded(
+    gh: FakeGitHub, wanted: bootstrap_github.WantedEnvironment, reviewers: list[str]
+) -> None:
     """An environment as bootstrap leaves it."""
     if wanted.branch is None:
         gh.environment(wanted.name, reviewers)
@@ -1108,7 +1110,7 @@ def test_a_token_with_a_newline_is_refused_without_echoing_it(
 # ---------------------------------------------------------------- what the trust relies on
 
 
-def protected_wanted() -> list[bootstrap.WantedEnvironment]:
+def protected_wanted() -> list[bootstrap_github.WantedEnvironment]:
     return [w for w in WANTED if w.branch is not None]
 
 

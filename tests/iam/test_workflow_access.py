@@ -21,6 +21,7 @@ import yaml
 from infra import naming
 from infra.components import ci_access
 from scripts import bootstrap
+from scripts.lib import bootstrap_github
 from tests.iam.model import REPOSITORY, protected_branches, settings, shared_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -331,7 +332,7 @@ def test_a_feature_branch_naming_a_protected_environment_gets_nothing_it_lacks()
 
 
 def bootstrap_environments() -> set[str]:
-    return {e.name for e in bootstrap.wanted_environments(settings())}
+    return {e.name for e in bootstrap_github.wanted_environments(settings())}
 
 
 def test_scheduled_and_branch_deletion_jobs_get_tokens_their_roles_trust() -> None:
