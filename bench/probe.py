@@ -213,8 +213,7 @@ def promotion(
     server = _start_moto()
     try:
         # After moto is up and the environment points at it.
-        from scripts import promote  # noqa: PLC0415
-        from scripts.lib import aws  # noqa: PLC0415
+        from scripts.lib import aws, promotion  # noqa: PLC0415
         from scripts.lib.progress import Progress  # noqa: PLC0415
         from tests.moto_stack import build_deployed_stack  # noqa: PLC0415
 
@@ -227,7 +226,7 @@ def promotion(
         _count_calls(cloudwatch, calls)
 
         def run(candidate: str) -> Any:
-            return promote.promote_alias(
+            return promotion.promote_alias(
                 lam,
                 cloudwatch,
                 function=function,

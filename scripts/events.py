@@ -134,16 +134,6 @@ def emitter(
     return emit_for_model
 
 
-def repair_command(kind: str, fields: Mapping[str, Any]) -> str:
-    """The command that records an event a verb could not, for its summary."""
-    extra = {k: v for k, v in fields.items() if k not in ("model", "version")}
-    detail = json.dumps(extra, sort_keys=True).replace("'", "'\\''")
-    return (
-        f"nox -s events -- emit {kind} --version {fields.get('version')} "
-        f"--detail '{detail}' --outputs OUTPUTS.json"
-    )
-
-
 def history(s3: Any, stack: outputs.StackOutputs, model: str | None = None) -> list[dict]:
     """A model's events from the event store, oldest first, each event once."""
     bucket = stack.require("event_store_bucket")

@@ -26,7 +26,7 @@ from typing import Any
 from scripts import events
 from scripts.lib import aws, cli, outputs, summary
 from scripts.lib.progress import Progress
-from scripts.promote import (
+from scripts.lib.promotion import (
     ConcurrentChange,
     Emit,
     in_flight_deployments,

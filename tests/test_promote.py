@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
 from scripts import events, promote
-from scripts.lib import aws, outputs
+from scripts.lib import aws, outputs, promotion
 from tests.lambda_revisions import _alias_revisions  # noqa: F401 - the fixture alias_revisions
 from tests.project import PROJECT
 
@@ -47,7 +47,7 @@ def _promote(deployed, candidate: str, fake: FakeTime, *, steps=(10, 50, 100), c
             deployed.client("events"), stack, kind, model=deployed.names.model_function, **fields
         )
 
-    return promote.promote_alias(
+    return promotion.promote_alias(
         client or deployed.client("lambda"),
         deployed.client("cloudwatch"),
         function=deployed.names.model_function,
@@ -83,7 +83,7 @@ def test_alias_promotion_reaches_100_percent_in_steps(deployed) -> None:
 
     result = _promote(deployed, candidate, fake)
 
-    assert result.outcome == promote.PROMOTED and result.exit_code == 0
+    assert result.outcome == promotion.PROMOTED and result.exit_code == 0
     # Each step baked 60 s in polls 20 s apart, at the weight of that step.
     assert fake.sleeps == [20.0] * 6
     assert seen == [("1", {"2": 0.1})] * 3 + [("1", {"2": 0.5})] * 3
@@ -134,7 +134,7 @@ def test_alarm_mid_shift_rolls_back_to_the_previous_version(deployed) -> None:
 
     result = _promote(deployed, candidate, FakeTime(on_sleep=alarm_at_half))
 
-    assert result.outcome == promote.ROLLED_BACK and result.exit_code == 1
+    assert result.outcome == promotion.ROLLED_BACK and result.exit_code == 1
     assert deployed.alias_state() == ("1", {})
     assert result.steps[-1].weight == "50%"
     assert result.steps[-1].alarms == f"ALARM: {version_alarm}"
@@ -188,14 +188,14 @@ def test_interrupted_run_rolls_back_and_a_rerun_finishes(deployed, how: str) -> 
 
     result = _promote(deployed, candidate, FakeTime(on_sleep=interrupt_at_half))
 
-    assert result.outcome == promote.INTERRUPTED and result.exit_code == 130
+    assert result.outcome == promotion.INTERRUPTED and result.exit_code == 130
     assert deployed.alias_state() == ("1", {})
     assert signal.getsignal(signal.SIGTERM) is handler_before
     cause = "SIGTERM" if how == "sigterm" else "interrupt"
     assert result.message.startswith(f"rolled back: {cause} at 50%")
 
     rerun = _promote(deployed, candidate, FakeTime())
-    assert rerun.outcome == promote.PROMOTED
+    assert rerun.outcome == promotion.PROMOTED
     assert deployed.alias_state() == ("2", {})
     assert [d["kind"] for d in deployed.history()] == [
         "canary-started",
@@ -229,7 +229,7 @@ def test_hard_kill_left_weights_and_a_rerun_resumes_from_them(deployed) -> None:
         deployed, candidate, FakeTime(on_sleep=lambda _: seen.append(deployed.alias_state()))
     )
 
-    assert result.outcome == promote.PROMOTED
+    assert result.outcome == promotion.PROMOTED
     assert [s.weight for s in result.steps] == ["50% (resumed)", "100%"]
     # The 50% share was baked anew and 10% never came back.
     assert seen == [("1", {"2": 0.5})] * 3
@@ -245,7 +245,7 @@ def test_hard_kill_then_alarm_on_rerun_rolls_back(deployed) -> None:
 
     result = _promote(deployed, candidate, FakeTime())
 
-    assert result.outcome == promote.ROLLED_BACK
+    assert result.outcome == promotion.ROLLED_BACK
     assert deployed.alias_state() == ("1", {})
     assert [d["kind"] for d in deployed.history()] == ["rolled-back"]
 
@@ -261,7 +261,7 @@ def test_weights_to_another_version_are_removed_before_the_shift(deployed, capsy
     )
 
     assert "restoring version 1 at 100% first" in capsys.readouterr().err
-    assert result.outcome == promote.PROMOTED
+    assert result.outcome == promotion.PROMOTED
     assert seen[0] == ("1", {candidate: 0.1})
     assert deployed.alias_state() == (candidate, {})
 
@@ -308,7 +308,7 @@ def test_throttled_alias_calls_are_retried_by_the_client_factory(deployed, monke
 
     result = _promote(deployed, candidate, FakeTime(), steps=(100,), client=lambda_client)
 
-    assert result.outcome == promote.PROMOTED
+    assert result.outcome == promotion.PROMOTED
     assert deployed.alias_state() == ("2", {})
     assert attempts["GetAlias"] == throttle_first + 1
     assert attempts["UpdateAlias"] == throttle_first + 1
@@ -483,7 +483,7 @@ def _info(deployed, deployment_id: str, status: str, **more) -> dict:
 
 
 def _codedeploy(deployed, emitted: list, codedeploy_client):
-    return promote.promote_codedeploy(
+    return promotion.promote_codedeploy(
         codedeploy_client,
         deployed.client("lambda"),
         application=deployed.outputs["codedeploy_application"],
@@ -501,13 +501,13 @@ def test_codedeploy_success_is_reported_with_its_traffic_steps(deployed) -> None
     deployed.publish_candidate()
     function = deployed.names.model_function
     codedeploy = aws.client("codedeploy")
-    content = promote.appspec(function, "live", "1", "2")
+    content = promotion.appspec(function, "live", "1", "2")
     overview = {"Pending": 0, "InProgress": 0, "Succeeded": 1, "Failed": 0, "Skipped": 0}
     with Stubber(codedeploy) as stub:
         stub.add_response(
             "list_deployments",
             {"deployments": []},
-            {**_group(deployed), "includeOnlyStatuses": list(promote.IN_FLIGHT)},
+            {**_group(deployed), "includeOnlyStatuses": list(promotion.IN_FLIGHT)},
         )
         stub.add_response(
             "create_deployment",
@@ -537,7 +537,7 @@ def test_codedeploy_success_is_reported_with_its_traffic_steps(deployed) -> None
         result = _codedeploy(deployed, emitted, codedeploy)
         stub.assert_no_pending_responses()
 
-    assert result.outcome == promote.PROMOTED and result.exit_code == 0
+    assert result.outcome == promotion.PROMOTED and result.exit_code == 0
     assert result.deployment_id == "d-OK"
     assert [(s.weight, s.time) for s in result.steps] == [("10%", "+0 min"), ("100%", "+5 min")]
     assert result.overview["Succeeded"] == 1
@@ -562,7 +562,7 @@ def test_codedeploy_failure_reports_why_and_leaves_the_alias_on_the_previous_ver
     codedeploy = aws.client("codedeploy")
     revision = {
         "revisionType": "AppSpecContent",
-        "appSpecContent": {"content": promote.appspec("f", "live", "1", "2"), "sha256": "x"},
+        "appSpecContent": {"content": promotion.appspec("f", "live", "1", "2"), "sha256": "x"},
     }
     failed = _info(
         deployed,
@@ -583,7 +583,7 @@ def test_codedeploy_failure_reports_why_and_leaves_the_alias_on_the_previous_ver
         result = _codedeploy(deployed, emitted, codedeploy)
         stub.assert_no_pending_responses()
 
-    assert result.outcome == promote.ROLLED_BACK and result.exit_code == 1
+    assert result.outcome == promotion.ROLLED_BACK and result.exit_code == 1
     assert "deployment d-BAD Stopped: ALARM_ACTIVE: alarm version-errors fired" in result.message
     assert "rollback d-RB: rolled back" in result.message
     assert deployed.alias_state() == ("1", {})
@@ -597,7 +597,7 @@ def test_codedeploy_refuses_to_attach_to_a_deployment_of_another_version(deploye
     codedeploy = aws.client("codedeploy")
     revision = {
         "revisionType": "AppSpecContent",
-        "appSpecContent": {"content": promote.appspec("f", "live", "1", "7"), "sha256": "x"},
+        "appSpecContent": {"content": promotion.appspec("f", "live", "1", "7"), "sha256": "x"},
     }
     with Stubber(codedeploy) as stub:
         stub.add_response("list_deployments", {"deployments": ["d-7"]})
@@ -615,7 +615,7 @@ def test_codedeploy_already_promoted_is_a_no_op(deployed) -> None:
         stub.add_response("list_deployments", {"deployments": []})
         emitted: list = []
         result = _codedeploy(deployed, emitted, codedeploy)
-    assert result.outcome == promote.ALREADY and "nothing to do" in result.message
+    assert result.outcome == promotion.ALREADY and "nothing to do" in result.message
     assert emitted == []
 
 
@@ -632,7 +632,7 @@ def test_codedeploy_already_promoted_is_a_no_op(deployed) -> None:
     ],
 )
 def test_traffic_steps_of_deployment_configs(name: str, steps: list) -> None:
-    assert promote.traffic_steps(name) == steps
+    assert promotion.traffic_steps(name) == steps
 
 
 # --- what a mutation run found untested, and the alias revision lock -------------------------
@@ -654,7 +654,7 @@ def test_an_alarm_that_fires_and_clears_within_one_bake_still_rolls_back(deploye
 
     result = _promote(deployed, candidate, FakeTime(on_sleep=blip))
 
-    assert result.outcome == promote.ROLLED_BACK
+    assert result.outcome == promotion.ROLLED_BACK
     assert deployed.alias_state() == ("1", {})
     assert result.steps[-1].alarms == f"ALARM: {version_alarm}"
 
@@ -691,7 +691,7 @@ def test_an_interrupt_with_a_failing_bus_still_puts_the_alias_back(deployed) -> 
     def interrupt(_: FakeTime) -> None:
         raise KeyboardInterrupt
 
-    result = promote.promote_alias(
+    result = promotion.promote_alias(
         deployed.client("lambda"),
         deployed.client("cloudwatch"),
         function=deployed.names.model_function,
@@ -706,7 +706,7 @@ def test_an_interrupt_with_a_failing_bus_still_puts_the_alias_back(deployed) -> 
         emit=emit,
     )
 
-    assert result.outcome == promote.INTERRUPTED
+    assert result.outcome == promotion.INTERRUPTED
     assert deployed.alias_state() == ("1", {})
     (note,) = result.unrecorded
     assert "`rolled-back` event was not recorded (bus refused the event (test))" in note

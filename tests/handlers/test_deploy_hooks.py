@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from scripts import promote
+from scripts.lib import promotion
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +49,7 @@ def _body(value) -> io.BytesIO:
 
 def _appspec(version: str) -> str:
     # What promote sends: the hook reads the deployment's own AppSpec back.
-    return promote.appspec("m-model", "live", "1", version, hooks="m-deploy-hooks")
+    return promotion.appspec("m-model", "live", "1", version, hooks="m-deploy-hooks")
 
 
 @pytest.fixture
