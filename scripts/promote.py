@@ -193,10 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             values, line = promotion_check(
                 aws.client("lambda", stack.region), function, alias, candidate
             )
-            print("\n".join(f"{k}={v}" for k, v in values.items()))
-            summary.write_github_output(values)
-            summary.write_step_summary(line)
-            print(f"promote: {line}", file=sys.stderr)
+            summary.report_check("promote", values, line)
             return 0
         if args.expect_sha256:
             require_deployed_code(

@@ -463,10 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             values, line = release_check(
                 aws.client("apigateway", stack.region), api_id, version, stages
             )
-            print("\n".join(f"{k}={v}" for k, v in values.items()))
-            summary.write_github_output(values)
-            summary.write_step_summary(line)
-            print(f"release: {line}", file=sys.stderr)
+            summary.report_check("release", values, line)
             return 0
         function = stack.require("model_function")
         invokable = stack.require("model_alias")

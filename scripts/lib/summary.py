@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -42,3 +43,12 @@ def write_github_output(values: Mapping[str, str]) -> Path | None:
         for key, value in values.items():
             handle.write(f"{key}={value}\n")
     return path
+
+
+def report_check(verb: str, values: Mapping[str, str], line: str) -> None:
+    """A `--check` verdict: `key=value` on stdout and as the step's outputs, `line` in the
+    job summary and on stderr. The pipeline decides from it whether a gated job runs."""
+    print("\n".join(f"{k}={v}" for k, v in values.items()))
+    write_github_output(values)
+    write_step_summary(line)
+    print(f"{verb}: {line}", file=sys.stderr)

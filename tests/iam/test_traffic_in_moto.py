@@ -56,6 +56,12 @@ def _function(name: str) -> str:
     return name if name.startswith("arn:") else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
 
 
+def _qualified(params: dict[str, Any]) -> str:
+    """The function ARN a call names, with its version or alias when it gives one."""
+    qualifier = params.get("Qualifier")
+    return _function(params["FunctionName"]) + (f":{qualifier}" if qualifier else "")
+
+
 class Guard:
     """Decides each AWS call of the code under test as IAM would for one role."""
 
@@ -94,13 +100,7 @@ class Guard:
                     "lambda:UpdateAlias", f"{_function(params['FunctionName'])}:{params['Name']}"
                 )
             ],
-            ("lambda", "GetFunction"): lambda: [
-                Request(
-                    "lambda:GetFunction",
-                    _function(params["FunctionName"])
-                    + (f":{params['Qualifier']}" if params.get("Qualifier") else ""),
-                )
-            ],
+            ("lambda", "GetFunction"): lambda: [Request("lambda:GetFunction", _qualified(params))],
             ("lambda", "ListVersionsByFunction"): lambda: [
                 Request("lambda:ListVersionsByFunction", _function(params["FunctionName"]))
             ],
@@ -183,19 +183,9 @@ class Guard:
                 Request("lambda:PublishVersion", _function(params["FunctionName"]))
             ],
             ("lambda", "GetFunctionConfiguration"): lambda: [
-                Request(
-                    "lambda:GetFunctionConfiguration",
-                    _function(params["FunctionName"])
-                    + (f":{params['Qualifier']}" if params.get("Qualifier") else ""),
-                )
+                Request("lambda:GetFunctionConfiguration", _qualified(params))
             ],
-            ("lambda", "Invoke"): lambda: [
-                Request(
-                    "lambda:InvokeFunction",
-                    _function(params["FunctionName"])
-                    + (f":{params['Qualifier']}" if params.get("Qualifier") else ""),
-                )
-            ],
+            ("lambda", "Invoke"): lambda: [Request("lambda:InvokeFunction", _qualified(params))],
             ("sqs", "ReceiveMessage"): lambda: [
                 Request("sqs:ReceiveMessage", _queue(params["QueueUrl"]))
             ],
