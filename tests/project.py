@@ -6,7 +6,12 @@ or moving it to another region is one edit and the suite stays green.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from infra.config import read_project
+
+# The repository's root, wherever a test module sits below tests/.
+ROOT = Path(__file__).resolve().parent.parent
 
 PROJECT, _DEFAULTS = read_project()
 REGION = str(_DEFAULTS["aws:region"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.project import ROOT
 
 
 def _imports(path: Path, package: str) -> set[str]:
@@ -77,3 +77,45 @@ def test_infra_never_imports_scripts() -> None:
             if isinstance(node, ast.ImportFrom) and node.module
         } | {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
         assert not {n for n in names if n == "scripts" or n.startswith("scripts.")}, path
+
+
+# Test modules below a mirrored folder that test a subject under another name: what
+# they are about, and where it lives.
+NAMED_FOR_A_CONCERN = {
+    "tests/scripts/test_cleanup_scale.py": "scripts/cleanup.py",
+    "tests/infra/test_naming_rules.py": "infra/naming.py",
+    "tests/infra/test_aws_name_rules.py": "tests/aws_name_rules.py",
+    "tests/model/test_variant.py": "model/train.py",
+    "tests/bench/test_bench.py": "bench/__main__.py",
+}
+MIRRORED = ("scripts", "infra", "policy", "bench", "model")
+
+
+def _unmirrored(root: Path) -> list[str]:
+    """Test modules under tests/<mirrored>/ whose module is not at the same path."""
+    strays = []
+    for top in MIRRORED:
+        for test in sorted((root / "tests" / top).rglob("test_*.py")):
+            relative = test.relative_to(root).as_posix()
+            subject = NAMED_FOR_A_CONCERN.get(relative)
+            if subject is None:
+                folder = test.parent.relative_to(root / "tests")
+                name = test.name.removeprefix("test_")
+                subject = (folder / name).as_posix()
+            if not (root / subject).is_file() and not (root / subject).with_suffix("").is_dir():
+                strays.append(f"{relative} (no {subject})")
+    return strays
+
+
+def test_tests_mirror_the_modules_they_test() -> None:
+    assert _unmirrored(ROOT) == []
+    assert all((ROOT / subject).is_file() for subject in NAMED_FOR_A_CONCERN.values())
+
+
+def test_a_test_module_for_no_module_is_found(tmp_path: Path) -> None:
+    (tmp_path / "scripts/lib").mkdir(parents=True)
+    (tmp_path / "scripts/lib/cli.py").write_text("")
+    (tmp_path / "tests/scripts/lib").mkdir(parents=True)
+    (tmp_path / "tests/scripts/lib/test_cli.py").write_text("")
+    (tmp_path / "tests/scripts/test_cli.py").write_text("")
+    assert _unmirrored(tmp_path) == ["tests/scripts/test_cli.py (no scripts/cli.py)"]

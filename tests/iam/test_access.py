@@ -29,7 +29,7 @@ from tests.iam import actions
 from tests.iam.actions import Call, Target
 from tests.iam.evaluator import ALLOW, Request, evaluate, evaluate_kms
 from tests.iam.model import ACCOUNT, REPOSITORY, protected_branches, rows, shared_model
-from tests.test_naming import git_branches
+from tests.infra.test_naming import git_branches
 
 MODEL = shared_model()
 PROJECT = MODEL.project

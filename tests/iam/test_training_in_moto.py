@@ -21,8 +21,8 @@ import pytest
 from infra.components.ci_access import DEPLOY
 from infra.training import PUBLISHED_METRICS_KEY, PUBLISHED_TAG
 from tests.iam.test_traffic_in_moto import Guard, holding
-from tests.test_train import World, commit_model, local_training, worse
-from tests.test_train import repo as repo  # noqa: PLC0414 - the fixture, used by name
+from tests.scripts.test_train import World, commit_model, local_training, worse
+from tests.scripts.test_train import repo as repo  # noqa: PLC0414 - the fixture, used by name
 
 pytestmark = pytest.mark.moto
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,8 +22,8 @@ from infra.components import ci_access
 from scripts import bootstrap
 from scripts.lib import bootstrap_github
 from tests.iam.model import REPOSITORY, protected_branches, settings, shared_model
+from tests.project import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 MODEL = shared_model()
 # Repository variable holding a role ARN -> the duty of that role.

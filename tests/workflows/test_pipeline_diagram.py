@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from scripts import pipeline_diagram
+from tests.project import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github/workflows"
 
 

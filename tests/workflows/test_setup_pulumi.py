@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from scripts import pin_pulumi
+from tests.project import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / ".github/actions/setup"
 INSTALL = SETUP / "install-pulumi.sh"
 VERSION = "3.999.0"

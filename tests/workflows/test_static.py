@@ -19,8 +19,8 @@ from infra import config, naming
 from scripts import bootstrap
 from scripts import protected as protected_script
 from scripts import stack as stack_script
+from tests.project import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 GITHUB = ROOT / ".github"
 WORKFLOW_FILES = sorted((GITHUB / "workflows").glob("*.yml"))
 ACTION_FILES = sorted((GITHUB / "actions").rglob("action.yml"))
@@ -553,7 +553,7 @@ def test_drift_watches_every_protected_stack():
 def test_the_sweeper_destroys_only_through_cleanup_with_a_branch_list():
     cleanup = by_key("schedule:cleanup")
     runs = "\n".join(s.get("run", "") for s in cleanup.steps)
-    # The branches come from GitHub's API, every page (tests/test_cleanup_scale.py); an
+    # The branches come from GitHub's API, every page (tests/scripts/test_cleanup_scale.py); an
     # incomplete list is refused by cleanup itself (test_cleanup.py).
     assert '-s cleanup -- --yes --github-repo "$GITHUB_REPOSITORY"' in runs
     (step,) = [s for s in cleanup.steps if "-s cleanup" in s.get("run", "")]

@@ -19,7 +19,7 @@ BUCKET = "mlship-feature-x-artifacts-123456789012"
 PROJECT = "mlship-feature-x-train"
 TRAINING_ROLE = "mlship-feature-x-train"
 SAGEMAKER_ROLE = "mlship-feature-x-sagemaker"
-COMMAND = "python -m pytest tests/handlers -q"
+COMMAND = "python -m pytest tests/infra/handlers -q"
 LOG_GROUP = "/aws/codebuild/mlship-feature-x-runner"
 LOG_GROUP_ARN = f"arn:aws:logs:{REGION}:{MOCK_ACCOUNT_ID}:log-group:{LOG_GROUP}"
 # Deliberately not what ProgramMocks would compute: the policy must use the args.

@@ -16,8 +16,7 @@ from bench import benchmarks, measure, report, tiers
 from bench.measure import Sample
 from bench.report import Figure, Target
 from scripts.lib.progress import Progress
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.project import ROOT
 
 
 def test_median_and_ratio() -> None:
@@ -406,15 +405,15 @@ def test_unit_tier_leaves_out_the_tests_that_need_a_moto_server() -> None:
     # One collection of a moto-backed module and a pure one (a pytest start-up each
     # is the cost of this test).
     listing = subprocess.run(
-        [*collect, "tests/test_events.py", "tests/test_config.py"],
+        [*collect, "tests/scripts/test_events.py", "tests/infra/test_config.py"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
     ).stdout
     assert "deselected" in listing
-    assert "tests/test_events.py::" not in listing
-    assert "tests/test_config.py::" in listing
+    assert "tests/scripts/test_events.py::" not in listing
+    assert "tests/infra/test_config.py::" in listing
 
 
 def test_run_child_reports_exit_output_and_rss() -> None:

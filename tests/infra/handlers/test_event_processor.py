@@ -6,7 +6,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.project import ROOT
 
 
 def _load(name: str, path: Path):

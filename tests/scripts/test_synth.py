@@ -19,9 +19,8 @@ from scripts.synth import MOCK_ACCOUNT_ID as ACCOUNT
 from scripts.synth import SynthError, Synthesis, render_json, synthesize
 from scripts.synth import main as synth_cli
 from tests.iam.evaluator import ALLOW, Request, evaluate
-from tests.project import PROJECT, REGION
+from tests.project import PROJECT, REGION, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = {
     type_token("ModelTesting"),
     type_token("EventSourcing"),

@@ -9,9 +9,7 @@ import pytest
 import yaml
 
 from infra import config
-from tests.project import OTHER_REGION, PROJECT
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.project import OTHER_REGION, PROJECT, ROOT
 
 
 def _defaults() -> tuple[str, dict[str, object]]:

@@ -21,8 +21,8 @@ from botocore.stub import Stubber
 
 from scripts import smoke
 from scripts.lib import aws
+from tests.project import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 FUNCTION = "mlship-feature-x-217d2bf5-model"
 VERSION = "2"
 

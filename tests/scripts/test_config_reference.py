@@ -8,8 +8,7 @@ import yaml
 
 from infra import config
 from scripts import config_reference
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.project import ROOT
 
 
 def _rows(text: str) -> dict[str, list[str]]:

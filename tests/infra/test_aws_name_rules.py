@@ -1,25 +1,9 @@
-import importlib.util
-import sys
-from pathlib import Path
-
 import botocore.session
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-HERE = Path(__file__).resolve().parent
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules while being defined.
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rules = _load("aws_name_rules", HERE / "aws_name_rules.py")
+from tests import aws_name_rules as rules
 
 KINDS = {
     "s3_bucket",

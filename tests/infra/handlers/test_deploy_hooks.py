@@ -12,8 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from scripts.lib import promotion
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.project import ROOT
 
 
 def _load(name: str, path: Path):

@@ -13,8 +13,7 @@ import pytest
 
 from infra import naming
 from scripts.lib import aws
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.project import ROOT
 
 # Names git refuses and names it takes, judged by `git check-ref-format --branch`
 # ('@' is left out: in that mode git reads it as a shorthand for the current branch).

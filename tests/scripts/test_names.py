@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from infra import naming
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.project import ROOT
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
