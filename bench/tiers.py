@@ -1,10 +1,13 @@
 """The test tiers, defined once: what `feedback` times and what a person runs while editing.
 
-The unit tier is every test that needs neither a moto server nor act: the
-program under Pulumi's mocks, pure functions, Stubber-backed request shapes.
-It is chosen by marker: tests/conftest.py marks every test that uses the moto
-server `moto`, and the act tests carry `act`, so a new test lands in the
-right tier by what it uses.
+The unit tier is every test that runs in the test's own process: the program
+under Pulumi's mocks, pure functions, Stubber-backed request shapes. It is
+chosen by marker: tests/conftest.py marks every test that uses the moto server
+`moto` and every test that uses the Pulumi CLI stand-in `process`, the act
+tests carry `act`, and a test that starts any other process (git, nox, pytest,
+a linter) must carry `process` or it fails, so a new test lands in the right
+tier by what it uses. A process costs an interpreter's start-up or more per
+call; those tests run beside the preview and gate the deploy.
 
     python -m bench.tiers [unit|integration|all]     # its pytest arguments
 
@@ -16,9 +19,10 @@ from __future__ import annotations
 
 import sys
 
-UNIT_TIER: tuple[str, ...] = ("-m", "not moto and not act")
-# Everything the unit tier leaves out: the tests that talk to moto or run act.
-INTEGRATION_TIER: tuple[str, ...] = ("-m", "moto or act")
+UNIT_TIER: tuple[str, ...] = ("-m", "not moto and not act and not process")
+# Everything the unit tier leaves out: the tests that talk to moto, run act or start
+# other processes.
+INTEGRATION_TIER: tuple[str, ...] = ("-m", "moto or act or process")
 # The whole suite: pytest's own testpaths (pyproject.toml), everything.
 WHOLE_SUITE: tuple[str, ...] = ()
 # pytest-xdist, one worker per CPU. Not in pyproject's addopts: the act tests run pytest

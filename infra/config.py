@@ -9,7 +9,9 @@ through the same validation, so a value is never judged twice.
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import itertools
 import json
 import os
@@ -362,7 +364,16 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
 
 def read_project(root: Path = REPO_ROOT) -> tuple[str, dict[str, object]]:
     """Project name and default config values from Pulumi.yaml, as the CLI would see them."""
-    document = yaml.load((root / "Pulumi.yaml").read_text(), Loader=SAFE_LOADER)  # noqa: S506
+    project, defaults = _parse_project((root / "Pulumi.yaml").read_text())
+    # A copy: callers overlay a stack's values on it.
+    return project, copy.deepcopy(defaults)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_project(text: str) -> tuple[str, dict[str, object]]:
+    # Keyed by the file's text, so an edited Pulumi.yaml is parsed again; the sweeper
+    # reads it for every stack it judges, and parsing costs more than reading.
+    document = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506
     project = document["name"]
     defaults: dict[str, object] = {}
     for key, spec in (document.get("config") or {}).items():

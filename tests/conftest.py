@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
@@ -13,10 +14,10 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 from hypothesis import settings
 
 from tests.moto_stack import build_deployed_stack
+from tests.project import PROJECT
 
 # Property tests assert behaviour, never speed: no per-example deadline (a
 # loaded machine must not fail them), and in CI a fixed seed so a red run is
@@ -24,6 +25,13 @@ from tests.moto_stack import build_deployed_stack
 settings.register_profile("local", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "local")
+
+
+def starts_processes(fixture: Callable[..., Any]) -> Callable[..., Any]:
+    """Declare that a fixture's tests start processes (a CLI stand-in on PATH): tier `process`."""
+    fixture.starts_processes = True  # type: ignore[attr-defined]
+    return fixture
+
 
 FAKE_PULUMI_MODULE = Path(__file__).resolve().parent / "fake_pulumi.py"
 # The `pulumi` executable: runs tests/fake_pulumi.py (read it for what it models) with
@@ -54,6 +62,7 @@ def policy_pack_with_venv(directory: Path, *, python: str = sys.executable) -> P
 
 
 @pytest.fixture
+@starts_processes
 def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[list[str]]]:
     """A `pulumi` on PATH (tests/fake_pulumi.py) on a fresh workspace and a file:// backend.
 
@@ -100,17 +109,16 @@ def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[],
 
 def seed_stack(fake, name: str, *, locked_by: str | None = None) -> None:
     """A stack as a deploy leaves it in the fake's backend (KMS provider in its state)."""
-    project = str(yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())["name"])
     bookkeeping = fake.backend / ".pulumi"
     state = {
         "secrets_providers": {"type": "cloud", "state": {"url": "awskms://alias/x", "key": "k"}},
         "resources": [],
     }
-    path = bookkeeping / "stacks" / project / f"{name}.json"
+    path = bookkeeping / "stacks" / PROJECT / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"version": 3, "checkpoint": {"stack": name, "latest": state}}))
     if locked_by:
-        lock = bookkeeping / "locks" / "organization" / project / name / "held.json"
+        lock = bookkeeping / "locks" / "organization" / PROJECT / name / "held.json"
         lock.parent.mkdir(parents=True, exist_ok=True)
         host = {"pid": 4242, "username": "runner", "hostname": locked_by, "timestamp": "t"}
         lock.write_text(json.dumps(host))
@@ -121,6 +129,42 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "moto_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.moto)
+        info = getattr(item, "_fixtureinfo", None)
+        definitions = info.name2fixturedefs.values() if info else ()
+        if any(getattr(d.func, "starts_processes", False) for ds in definitions for d in ds):
+            item.add_marker(pytest.mark.process)
+
+
+# The test running now, for the guard below (each xdist worker is its own process).
+_RUNNING: list[pytest.Item] = []
+_SPAWNING_MARKERS = {"process", "moto", "act"}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    _RUNNING.append(item)
+    try:
+        return (yield)
+    finally:
+        _RUNNING.remove(item)
+
+
+_popen_init = subprocess.Popen.__init__
+
+
+def _guarded_popen_init(self, args, *rest, **kwargs):
+    # A test that starts a process pays an interpreter's start-up or more per call, which
+    # is what keeps it out of the unit tier (the gate before preview): it must say so.
+    item = _RUNNING[-1] if _RUNNING else None
+    if item is not None and not _SPAWNING_MARKERS & {m.name for m in item.iter_markers()}:
+        raise RuntimeError(
+            f"{item.nodeid} starts a process ({args!r}) but is not marked "
+            "@pytest.mark.process: mark it so it runs in the integration tier"
+        )
+    _popen_init(self, args, *rest, **kwargs)
+
+
+subprocess.Popen.__init__ = _guarded_popen_init  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")

@@ -400,22 +400,67 @@ def test_the_mutation_score_comes_from_the_last_mutants_run(tmp_path: Path) -> N
     assert benchmarks.mutants_figure(tmp_path).status == report.FAIL
 
 
-def test_unit_tier_leaves_out_the_tests_that_need_a_moto_server() -> None:
+# In one module: a test that uses the Pulumi CLI stand-in and one that does not.
+DRIVES_THE_CLI = "test_only_preview_creates_a_stack"
+READS_A_PATH = "test_the_policy_pack_is_the_repository_s_own"
+PURE = "tests/infra/test_config.py"
+
+
+@pytest.mark.process
+def test_unit_tier_leaves_out_the_tests_that_need_a_moto_server_or_a_process() -> None:
     collect = [sys.executable, "-m", "pytest", "--collect-only", "-q", *tiers.UNIT_TIER]
-    # One collection of a moto-backed module and a pure one (a pytest start-up each
-    # is the cost of this test).
+    # One collection of a moto-backed module, one whose tests drive the Pulumi CLI
+    # stand-in, and a pure one (a pytest start-up is the cost of this test).
+    moto, cli = "tests/scripts/test_events.py", "tests/scripts/test_stack.py"
     listing = subprocess.run(
-        [*collect, "tests/scripts/test_events.py", "tests/infra/test_config.py"],
+        [*collect, moto, f"{cli}::{DRIVES_THE_CLI}", f"{cli}::{READS_A_PATH}", PURE],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
     ).stdout
     assert "deselected" in listing
-    assert "tests/scripts/test_events.py::" not in listing
-    assert "tests/infra/test_config.py::" in listing
+    assert f"{moto}::" not in listing
+    assert f"{cli}::{DRIVES_THE_CLI}" not in listing
+    assert f"{cli}::{READS_A_PATH}" in listing
+    assert f"{PURE}::" in listing
 
 
+SPAWNING_TESTS = """\
+import subprocess
+
+import pytest
+
+
+def test_unmarked():
+    subprocess.run(["true"], check=True)
+
+
+@pytest.mark.process
+def test_marked():
+    subprocess.run(["true"], check=True)
+"""
+
+
+@pytest.mark.process
+def test_a_test_that_starts_a_process_must_say_so(tmp_path: Path) -> None:
+    sample = tmp_path / "test_sample.py"
+    sample.write_text(SPAWNING_TESTS)
+    # tests/conftest.py as a plugin: its guard applies to a file outside tests/.
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-q", "-rf", str(sample)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 1, run.stdout
+    assert "1 failed, 1 passed" in run.stdout
+    assert "test_unmarked starts a process" in run.stdout
+    assert "mark it so it runs in the integration tier" in run.stdout
+
+
+@pytest.mark.process
 def test_run_child_reports_exit_output_and_rss() -> None:
     sample = measure.run_child(
         [sys.executable, "-c", "import sys; print('out'); sys.exit(3)"], cwd=ROOT, env={}
@@ -426,6 +471,7 @@ def test_run_child_reports_exit_output_and_rss() -> None:
     assert "exit 3" in sample.failure()
 
 
+@pytest.mark.process
 def test_run_child_kills_what_outlives_its_timeout() -> None:
     sample = measure.run_child(
         [sys.executable, "-c", "import time; time.sleep(60)"], cwd=ROOT, env={}, timeout=0.2

@@ -16,6 +16,7 @@ from infra import config, packaging
 from infra.components import function
 from scripts import package, synth
 from tests import model_packages
+from tests.conftest import starts_processes
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 FUNCTION = "aws:lambda/function:Function"
@@ -32,6 +33,7 @@ def root(variant):
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def packaged(root):
     assert package.main(["--root", str(root)]) == 0
     return root / packaging.PACKAGE_DIR

@@ -25,6 +25,7 @@ import responses
 from infra import config, naming
 from scripts import bootstrap, pin_pulumi
 from scripts.lib import bootstrap_github, github
+from tests.conftest import starts_processes
 from tests.project import OTHER_REGION, PROJECT
 from tests.project import REGION as HOME_REGION
 
@@ -322,6 +323,7 @@ class World:
 
 
 @pytest.fixture
+@starts_processes
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -328,6 +328,7 @@ def test_a_branch_list_without_the_default_branch_is_refused(
     assert "do not include the default branch 'main'" in capsys.readouterr().err
 
 
+@pytest.mark.process
 def test_without_pulumi_it_says_how_to_install_it(
     remote, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
 ) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scripts import junit_summary
+from tests.conftest import starts_processes
 
 SUITE = {
     "pytest.ini": "[pytest]\n",
@@ -56,6 +57,7 @@ SUITE = {
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small suite run by a real pytest, leaving its JUnit XML in junit/."""
     root = tmp_path_factory.mktemp("suite")

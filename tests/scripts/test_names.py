@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from infra import naming
 from tests.project import ROOT
 
@@ -20,6 +22,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.process
 def test_prints_stack_kind_tags_and_every_name_per_branch() -> None:
     result = _run("main", "refs/heads/feature/Fancy_Model", "--account-id", "210987654321")
     assert result.returncode == 0, result.stderr
@@ -36,6 +39,7 @@ def test_prints_stack_kind_tags_and_every_name_per_branch() -> None:
     }
 
 
+@pytest.mark.process
 def test_unnameable_branch_exits_2_naming_it() -> None:
     result = _run("ok", "bad..name")
     assert result.returncode == 2

@@ -268,6 +268,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(["synth", *args], code, out.getvalue(), err.getvalue())
 
 
+@pytest.mark.process
 def test_cli_writes_json_inventory_and_step_summary(tmp_path: Path) -> None:
     out = tmp_path / "inventory.json"
     summary = tmp_path / "summary.md"

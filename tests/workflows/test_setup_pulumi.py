@@ -62,6 +62,7 @@ def _run_cli(bin_dir: str) -> str:
     ).stdout.strip()
 
 
+@pytest.mark.process
 def test_the_pinned_archive_is_installed_and_its_cache_reused(release) -> None:
     tmp_path, pins = release
     first = _install(tmp_path, pins)
@@ -74,6 +75,7 @@ def test_the_pinned_archive_is_installed_and_its_cache_reused(release) -> None:
     assert "downloading" not in second.stderr
 
 
+@pytest.mark.process
 def test_an_archive_that_does_not_match_the_pin_is_refused(release) -> None:
     tmp_path, pins = release
     (tmp_path / "releases" / f"v{VERSION}" / ARCHIVE).write_bytes(_archive("tampered"))
@@ -84,6 +86,7 @@ def test_an_archive_that_does_not_match_the_pin_is_refused(release) -> None:
     assert not (tmp_path / "cache" / ARCHIVE).exists()
 
 
+@pytest.mark.process
 def test_a_poisoned_cache_is_replaced_by_the_genuine_archive(release) -> None:
     tmp_path, pins = release
     (tmp_path / "cache").mkdir()
@@ -93,6 +96,7 @@ def test_a_poisoned_cache_is_replaced_by_the_genuine_archive(release) -> None:
     assert _run_cli(result.stdout.strip()) == f"v{VERSION}-genuine"
 
 
+@pytest.mark.process
 def test_without_a_pin_for_the_version_nothing_is_downloaded(release) -> None:
     tmp_path, pins = release
     pins.write_text("# header only\n")

@@ -227,6 +227,7 @@ def tool(name: str) -> str:
 # ---------------------------------------------------------------- linters
 
 
+@pytest.mark.process
 def test_zizmor_finds_nothing_offline():
     result = subprocess.run(
         [tool("zizmor"), "--offline", "--config", ".github/zizmor.yml", ".github"],
@@ -238,6 +239,7 @@ def test_zizmor_finds_nothing_offline():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("schema", "files"),
     [("vendor.github-workflows", WORKFLOW_FILES), ("vendor.github-actions", ACTION_FILES)],

@@ -56,6 +56,7 @@ def _git_accepts(branch: str) -> bool:
     return result.returncode == 0
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("branch", BRANCHES)
 def test_git_decides_what_a_branch_name_is(branch: str) -> None:
     try:
@@ -166,6 +167,7 @@ def test_stack_verbs_help_names_the_verb_as_it_must_be_typed(
     assert stack.parse_args([verb, "--branch", "feature/x"]).verb == verb
 
 
+@pytest.mark.process
 def test_nox_keeps_machine_output_apart_from_progress(tmp_path: Path) -> None:
     """`nox -s synth -- --format json > f` must leave JSON in f, progress on stderr."""
     bin_dir = os.path.dirname(sys.executable)
