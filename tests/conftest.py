@@ -39,11 +39,14 @@ FAKE_PULUMI_MODULE = Path(__file__).resolve().parent / "fake_pulumi.py"
 FAKE_PULUMI = textwrap.dedent(
     """\
     #!{python}
-    import runpy, sys
+    import sys
     sys.argv[0] = "pulumi"
-    runpy.run_path({module!r}, run_name="__main__")
+    # Imported, not run from its path: the compiled module is cached between calls.
+    sys.path.insert(0, {folder!r})
+    import fake_pulumi
+    sys.exit(fake_pulumi.main(sys.argv[1:]))
     """
-).replace("{module!r}", repr(str(FAKE_PULUMI_MODULE)))
+).replace("{folder!r}", repr(str(FAKE_PULUMI_MODULE.parent)))
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

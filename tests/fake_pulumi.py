@@ -56,6 +56,12 @@ HANG_SECONDS = 120
 ANSWERED: list[str] = []  # a scripted answer replaced the model's own output
 
 
+def _load_yaml(text: str):
+    # libyaml when PyYAML has it: the CLI stand-in runs once per call, and the pure-Python
+    # loader spent more time on Pulumi.yaml than the rest of a call.
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     sys.stderr.write(f"error: {message}\n")
     sys.exit(code)
@@ -202,7 +208,7 @@ class Stack:
     def settings(self) -> dict:
         if not self.settings_file.is_file():
             return {}
-        return yaml.safe_load(self.settings_file.read_text()) or {}
+        return _load_yaml(self.settings_file.read_text()) or {}
 
     def save_settings(self, settings: dict) -> None:
         self.settings_file.write_text(yaml.safe_dump(settings, sort_keys=True))
@@ -294,7 +300,7 @@ def passphrase_manager(stack: Stack, settings: dict, *, new: bool) -> dict:
 
 def check_policy_pack(pack: Path) -> None:
     """The analyzer runs the pack with its own virtualenv's python; nothing creates it."""
-    document = yaml.safe_load((pack / "PulumiPolicy.yaml").read_text())
+    document = _load_yaml((pack / "PulumiPolicy.yaml").read_text())
     venv = (document.get("runtime") or {}).get("options", {}).get("virtualenv")
     if not venv:
         return
@@ -622,7 +628,7 @@ def main(args: list[str]) -> int:
     if args[:2] in (["plugin", "rm"], ["plugin", "remove"]):
         return plugin_rm(args)
     bucket = open_backend()
-    project = str(yaml.safe_load((project_dir() / "Pulumi.yaml").read_text())["name"])
+    project = str(_load_yaml((project_dir() / "Pulumi.yaml").read_text())["name"])
     command = positional(args)[:2]
     if command == ["stack", "select"]:
         stack_select(bucket, project, args)
