@@ -17,13 +17,12 @@ from infra import config, naming, packaging
 from infra.components.api import ApiVersions, ApiVersionsArgs
 from infra.components.api_logging import ApiGatewayLogging, ApiGatewayLoggingArgs
 from infra.components.canary import CanaryDeployment, CanaryDeploymentArgs
-from infra.components.ci_access import (
+from infra.components.ci_access import CiAccess, output_name
+from infra.components.ci_duties import (
     DEPLOY,
     DEPLOY_PROTECTED,
-    CiAccess,
     CiAccessArgs,
     any_branch_names,
-    output_name,
     protected_stacks,
 )
 from infra.components.dependencies import Dependencies, DependenciesArgs

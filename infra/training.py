@@ -16,7 +16,7 @@ DATASETS_PREFIX = "datasets/"
 PUBLISHED_PREFIX = "published/"
 PUBLISHED_METRICS_KEY = f"{PUBLISHED_PREFIX}metrics.json"
 # The tag that marks it published: the one object of a protected stack's bucket an
-# ephemeral branch's role may read (infra/components/ci_access.py, docs/access.md).
+# ephemeral branch's role may read (infra/components/ci_denies.py, docs/access.md).
 PUBLISHED_TAG = ("published", "every-branch")
 RESULTS_DIR = "results"
 MODEL_REQUIREMENTS = "model/requirements.txt"

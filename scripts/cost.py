@@ -4,9 +4,10 @@
     python -m scripts.cost --stack shared --config githubRepository=OWNER/NAME
     python -m scripts.cost --refresh-prices [--region REGION]
 
-The estimate itself lives in `scripts.lib.pricing`; this is its command line. A
-region with no table in prices/ is reported as unpriced (exit 0), never as a
-failure, so a fork in any region can run the pipeline's cost step.
+This is the command line over `scripts.lib`: the estimate is `cost_estimate`, its
+renderings `cost_report`, the tables `price_table` and `--refresh-prices`
+`price_refresh`. A region with no table in prices/ is reported as unpriced (exit 0),
+never as a failure, so a fork in any region can run the pipeline's cost step.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 from infra import config, naming
 from scripts import synth
-from scripts.lib import cli, pricing
+from scripts.lib import cli, cost_estimate, cost_report, price_refresh, price_table
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -47,13 +48,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--duration-ms",
         type=float,
-        default=pricing.Assumptions.model_duration_ms,
+        default=cost_estimate.Assumptions.model_duration_ms,
         help="mean billed duration of one model invocation",
     )
     parser.add_argument(
         "--log-bytes",
         type=int,
-        default=pricing.Assumptions.log_bytes_per_request,
+        default=cost_estimate.Assumptions.log_bytes_per_request,
         help="log bytes written per model request",
     )
     return parser.parse_args(argv)
@@ -71,11 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The Price List API is served from us-east-1 (and a few others), whatever
             # region the prices are for.
             try:
-                table = pricing.refresh_prices(
-                    aws.client("pricing", "us-east-1"), args.region, pricing.PRICES_DIR
+                table = price_refresh.refresh_prices(
+                    aws.client("pricing", "us-east-1"), args.region, price_table.PRICES_DIR
                 )
-            except pricing.CostError as error:
-                where = pricing.price_file(args.region, pricing.PRICES_DIR)
+            except price_table.CostError as error:
+                where = price_table.price_file(args.region, price_table.PRICES_DIR)
                 raise aws.ScriptError(f"{error}; {where} was not changed") from None
             print(f"cost: wrote {table.path} (as of {table.as_of})", file=sys.stderr)
             return 0
@@ -93,15 +94,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         synthesis = synth.synthesize(stack, overrides=overrides)
-        assumptions = pricing.Assumptions(args.duration_ms, args.log_bytes)
-        est = pricing.for_synthesis(synthesis, overrides, assumptions)
-    except (pricing.CostError, synth.SynthError, config.ConfigError, naming.NamingError) as error:
+        assumptions = cost_estimate.Assumptions(args.duration_ms, args.log_bytes)
+        est = cost_estimate.for_synthesis(synthesis, overrides, assumptions)
+    except (
+        price_table.CostError,
+        synth.SynthError,
+        config.ConfigError,
+        naming.NamingError,
+    ) as error:
         print(f"cost: {error}", file=sys.stderr)
         return 1
     render = {
-        "markdown": pricing.render_markdown,
-        "json": pricing.render_json,
-        "comment": pricing.render_pr_comment,
+        "markdown": cost_report.render_markdown,
+        "json": cost_report.render_json,
+        "comment": cost_report.render_pr_comment,
     }
     sys.stdout.write(render[args.format](est))
     return 0

@@ -41,15 +41,9 @@ from collections.abc import Sequence
 from infra import config, naming
 from scripts import events
 from scripts.lib import aws, cli, outputs, summary
-from scripts.lib.promotion import (
-    PromotionResult,
-    parse_steps,
-    promote_alias,
-    promote_codedeploy,
-    promotion_check,
-    require_deployed_code,
-    waiter_attempts,
-)
+from scripts.lib.candidate import promotion_check, require_deployed_code
+from scripts.lib.codedeploy import promote_codedeploy, waiter_attempts
+from scripts.lib.promotion import PromotionResult, parse_steps, promote_alias
 
 
 def choose_strategy(requested: str, stack: outputs.StackOutputs) -> str:

@@ -25,17 +25,16 @@ from typing import Any
 
 from scripts import events
 from scripts.lib import aws, cli, outputs, summary
-from scripts.lib.progress import Progress
-from scripts.lib.promotion import (
+from scripts.lib.codedeploy import in_flight_deployments
+from scripts.lib.lambda_alias import (
     ConcurrentChange,
-    Emit,
-    in_flight_deployments,
     published_versions,
     read_alias,
-    record,
     require_version,
     set_alias,
 )
+from scripts.lib.progress import Progress
+from scripts.lib.traffic_events import Emit, record
 
 OVERRIDE_ATTEMPTS = 3
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from scripts.lib import aws, cli, outputs, summary
+from scripts.lib.lambda_alias import require_version
 from scripts.lib.progress import Progress
-from scripts.lib.promotion import require_version
 
 MODEL_FILE = Path(__file__).resolve().parent.parent / "infra/handlers/model/model.json"
 # Values a customer of the churn model typically has; a feature a retrained model adds

@@ -39,7 +39,7 @@ from pulumi.runtime.sync_await import _sync_await
 from infra import __main__ as program
 from infra import config, naming
 from policy import rules as policy_rules
-from scripts.lib import cli, pricing, summary
+from scripts.lib import cli, cost_estimate, cost_report, price_table, summary
 
 MOCK_ACCOUNT_ID = "123456789012"
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -636,20 +636,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def render(form: str, synthesis: Synthesis, estimate: pricing.Estimate | None) -> tuple[str, str]:
+def render(
+    form: str, synthesis: Synthesis, estimate: cost_estimate.Estimate | None
+) -> tuple[str, str]:
     """The step summary's Markdown, and the text in the format asked for."""
     markdown = render_markdown(synthesis)
     if estimate is not None:
-        markdown += "\n" + pricing.render_markdown(estimate)
+        markdown += "\n" + cost_report.render_markdown(estimate)
     if form == "json":
         document = json.loads(render_json(synthesis))
         if estimate is not None:
-            document["cost"] = pricing.to_dict(estimate)
+            document["cost"] = cost_report.to_dict(estimate)
         return markdown, json.dumps(document, indent=2, sort_keys=True, default=str)
     if form == "tree":
         text = render_tree(synthesis)
         if estimate is not None:
-            text += pricing.render_terminal(estimate)
+            text += cost_report.render_terminal(estimate)
         return markdown, text
     return markdown, markdown
 
@@ -680,8 +682,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         synthesis.resources, allow_notebook=args.allow_notebook
     )
     try:
-        estimate = pricing.for_synthesis(synthesis, overrides) if args.cost else None
-    except pricing.CostError as error:
+        estimate = cost_estimate.for_synthesis(synthesis, overrides) if args.cost else None
+    except price_table.CostError as error:
         print(f"synth: cannot estimate the cost of stack {stack!r}: {error}", file=sys.stderr)
         return 1
     markdown, text = render(args.format, synthesis, estimate)

@@ -655,7 +655,7 @@ def traffic_calls(
             Call("cloudwatch:DescribeAlarms", _arn("cloudwatch", t, f"alarm:{name}"))
             for name in outputs["alarms"]
         ],
-        # promotion.watch_candidate: the candidate alarm watches the version shifted.
+        # alarms.watch_candidate: the candidate alarm watches the version shifted.
         Call("cloudwatch:PutMetricAlarm", _arn("cloudwatch", t, f"alarm:{candidate_alarm}")),
         # rollback.py: stop an in-flight canary first (no resource type).
         Call("codedeploy:StopDeployment", "*", owned=False),

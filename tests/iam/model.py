@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from infra import config, naming
-from infra.components import ci_access
+from infra.components import ci_access, ci_duties
 from scripts import synth
 from tests.iam.evaluator import (
     Request,
@@ -26,7 +26,7 @@ from tests.iam.evaluator import (
 # Mixed case on purpose: GitHub's `sub` carries the repository as GitHub spells it.
 REPOSITORY = "Acme-Labs/Model.Factory"
 ACCOUNT = synth.MOCK_ACCOUNT_ID
-ISSUER = ci_access.GITHUB_OIDC_HOST
+ISSUER = ci_duties.GITHUB_OIDC_HOST
 # Stands in for the AWS managed ReadOnlyAccess policy the preview role carries:
 # it grants List/Get/Describe-style reads on everything (and no writes).
 READ_ONLY_STANDIN = {
@@ -35,7 +35,7 @@ READ_ONLY_STANDIN = {
         {"Effect": "Allow", "Action": ["*:Get*", "*:List*", "*:Describe*"], "Resource": "*"}
     ],
 }
-MANAGED = {ci_access.READ_ONLY_POLICY: READ_ONLY_STANDIN}
+MANAGED = {ci_duties.READ_ONLY_POLICY: READ_ONLY_STANDIN}
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class AccessModel:
     def state_bucket(self) -> str:
         return str(self.outputs["state_bucket"])
 
-    def assumable(self, sub: str, aud: str = ci_access.AUDIENCE) -> set[str]:
+    def assumable(self, sub: str, aud: str = ci_duties.AUDIENCE) -> set[str]:
         claims = {"sub": sub, "aud": aud}
         return {
             duty
@@ -115,7 +115,7 @@ def shared_model(region: str | None = None) -> AccessModel:
     by_name = {(r["type"], r["name"]): r for r in resources}
     outputs = document["outputs"]
     roles = {}
-    for duty in ci_access.DUTIES:
+    for duty in ci_duties.DUTIES:
         role = by_name[("aws:iam/role:Role", f"ci-{duty}")]["inputs"]
         inline = by_name[("aws:iam/rolePolicy:RolePolicy", f"ci-{duty}-policy")]["inputs"]
         managed = [MANAGED[arn] for arn in role.get("managedPolicyArns") or []]

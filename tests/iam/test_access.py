@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infra import naming, training
-from infra.components.ci_access import (
+from infra.components.ci_duties import (
     DEPLOY,
     DEPLOY_PROTECTED,
     DUTIES,

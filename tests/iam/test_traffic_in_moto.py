@@ -28,7 +28,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from infra import naming
-from infra.components.ci_access import DEPLOY, PROMOTE, PROMOTE_PROTECTED
+from infra.components.ci_duties import DEPLOY, PROMOTE, PROMOTE_PROTECTED
 from scripts import events, promote, release, rollback
 from scripts.lib import aws
 from tests.iam.evaluator import ALLOW, Request

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from infra.components.ci_access import DEPLOY
+from infra.components.ci_duties import DEPLOY
 from infra.training import PUBLISHED_METRICS_KEY, PUBLISHED_TAG
 from tests.iam.test_traffic_in_moto import Guard, holding
 from tests.scripts.test_train import World, commit_model, local_training, worse

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from infra import naming
-from infra.components import ci_access
+from infra.components import ci_access, ci_duties
 from scripts import bootstrap
 from scripts.lib import bootstrap_github
 from tests.iam.model import REPOSITORY, protected_branches, settings, shared_model
@@ -30,7 +30,7 @@ MODEL = shared_model()
 DUTY_OF = {
     variable: duty
     for variable, output in bootstrap.VARIABLES.items()
-    for duty in ci_access.DUTIES
+    for duty in ci_duties.DUTIES
     if output == ci_access.output_name(duty)
 }
 _EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
@@ -222,8 +222,8 @@ def tokens(
 def test_every_push_job_gets_a_token_its_role_trusts(branch: str) -> None:
     stack = settings().branch_stack(branch)
     protected = stack.kind == "protected"
-    deploy = ci_access.DEPLOY_PROTECTED if protected else ci_access.DEPLOY
-    promote = ci_access.PROMOTE_PROTECTED if protected else ci_access.PROMOTE
+    deploy = ci_duties.DEPLOY_PROTECTED if protected else ci_duties.DEPLOY
+    promote = ci_duties.PROMOTE_PROTECTED if protected else ci_duties.PROMOTE
     github = {"event_name": "push", "ref_name": branch}
     # A push whose training published a new version and whose API changed: every job runs.
     needs = {
@@ -284,8 +284,8 @@ def test_a_pull_request_previews_with_the_read_only_role(branch: str) -> None:
     preview = found["preview"]
     assert preview is not None
     duty, environment, assumable = preview
-    assert (duty, environment) == (ci_access.PREVIEW, "")
-    assert assumable == {ci_access.PREVIEW}
+    assert (duty, environment) == (ci_duties.PREVIEW, "")
+    assert assumable == {ci_duties.PREVIEW}
 
 
 def test_a_fork_s_pull_request_runs_no_job_with_a_token() -> None:
@@ -312,7 +312,7 @@ def test_a_rollback_dispatched_from_its_branch_gets_its_kind_s_approval_role(bra
     }
     picked, _, assumable = assume("workflow_dispatch", branch, job, context)
     kind = kind_of(branch)
-    assert picked == (ci_access.PROMOTE_PROTECTED if kind == "protected" else ci_access.PROMOTE)
+    assert picked == (ci_duties.PROMOTE_PROTECTED if kind == "protected" else ci_duties.PROMOTE)
     assert picked in assumable
 
 
@@ -325,7 +325,7 @@ def test_a_feature_branch_naming_a_protected_environment_gets_nothing_it_lacks()
         for approval in naming.APPROVAL_ENVIRONMENTS:
             env = naming.approval_environment(approval, stack)
             assert MODEL.assumable(sub_for("push", "feature/x", env)) == {
-                ci_access.PROMOTE_PROTECTED
+                ci_duties.PROMOTE_PROTECTED
             }
             assert env in bootstrap_environments()
 
@@ -337,7 +337,7 @@ def bootstrap_environments() -> set[str]:
 def test_scheduled_and_branch_deletion_jobs_get_tokens_their_roles_trust() -> None:
     default = settings().default_branch
     schedule = load("schedule.yml")["jobs"]
-    for job_id, duty in (("cleanup", ci_access.DEPLOY), ("drift", ci_access.DEPLOY_PROTECTED)):
+    for job_id, duty in (("cleanup", ci_duties.DEPLOY), ("drift", ci_duties.DEPLOY_PROTECTED)):
         picked, _, assumable = assume(
             "schedule", default, schedule[job_id], {"github": {"event_name": "schedule"}}
         )
@@ -347,4 +347,4 @@ def test_scheduled_and_branch_deletion_jobs_get_tokens_their_roles_trust() -> No
     )
     # A delete event's token carries the default branch's ref.
     picked, _, assumable = assume("delete", default, job, {"inputs": inputs})
-    assert picked == ci_access.DEPLOY and picked in assumable
+    assert picked == ci_duties.DEPLOY and picked in assumable

@@ -134,18 +134,18 @@ def test_git_sha_is_validated() -> None:
 
 @pytest.mark.parametrize("name", sorted(config.CANARY_DEPLOYMENT_MINUTES))
 def test_a_codedeploy_config_is_accepted_only_if_the_promote_job_can_watch_it_end(name) -> None:
-    from scripts.lib import promotion  # noqa: PLC0415 - the operation side of the same promise
+    from scripts.lib import codedeploy  # noqa: PLC0415 - the operation side of the same promise
 
     project, defaults = _defaults()
     minutes = config.CANARY_DEPLOYMENT_MINUTES[name]
     # The table agrees with the schedule the config's name spells out.
-    assert promotion.traffic_steps(name)[-1] == (100, minutes)
+    assert codedeploy.traffic_steps(name)[-1] == (100, minutes)
     values = {**defaults, "canaryDeploymentConfig": name}
     if minutes <= config.MAX_CANARY_MINUTES:
         settings = config.settings_from_mapping(project, values)
         assert settings.canary_deployment_config == name
         # The default wait sees it through, and ends within the one-hour role session.
-        waited_minutes = promotion.waiter_attempts(15) * 15 / 60
+        waited_minutes = codedeploy.waiter_attempts(15) * 15 / 60
         assert minutes < waited_minutes < 60
     else:
         with pytest.raises(config.ConfigError, match=f"over {minutes} minutes, longer than"):

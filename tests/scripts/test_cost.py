@@ -19,7 +19,7 @@ from infra.components import type_token
 from scripts import cost, synth
 
 # The arithmetic is checked against the reference table, which prices every type the
-from scripts.lib import aws, pricing
+from scripts.lib import aws, cost_estimate, cost_report, price_refresh, price_table
 
 # program can create, whatever region the project is in; every other committed table
 # is checked below by what it prices.
@@ -31,21 +31,21 @@ NOTEBOOK = "aws:sagemaker/notebookInstance:NotebookInstance"
 
 
 @pytest.fixture(scope="module")
-def table() -> pricing.PriceTable:
-    return pricing.load_prices(PRICED)
+def table() -> price_table.PriceTable:
+    return price_table.load_prices(PRICED)
 
 
-def _estimate(overrides: dict[str, object] | None = None) -> pricing.Estimate:
+def _estimate(overrides: dict[str, object] | None = None) -> cost_estimate.Estimate:
     key = tuple(sorted((overrides or {}).items()))
     return _cached_estimate(key)
 
 
 @functools.cache
-def _cached_estimate(overrides: tuple[tuple[str, object], ...]) -> pricing.Estimate:
+def _cached_estimate(overrides: tuple[tuple[str, object], ...]) -> cost_estimate.Estimate:
     # A whole-program synth takes ~0.5 s; each configuration is evaluated once per run.
     values = {"branch": BRANCH, "aws:region": PRICED, **dict(overrides)}
     synthesis = synth.synthesize(naming.slugify(BRANCH), overrides=values)
-    return pricing.for_synthesis(synthesis, values)
+    return cost_estimate.for_synthesis(synthesis, values)
 
 
 @dataclass
@@ -68,13 +68,13 @@ class Res:
 
 def test_default_branch_environment_idles_under_a_dollar_a_month() -> None:
     estimate = _estimate()
-    assert estimate.idle_monthly < pricing.IDLE_TARGET_USD
+    assert estimate.idle_monthly < cost_estimate.IDLE_TARGET_USD
     assert estimate.idle_target_met is True
     # Nothing the default branch stack creates is missing from the table.
     assert estimate.unpriced == ()
 
 
-def test_the_notebook_setting_adds_exactly_its_monthly_price(table: pricing.PriceTable) -> None:
+def test_the_notebook_setting_adds_exactly_its_monthly_price(table: price_table.PriceTable) -> None:
     without = _estimate()
     enabled = _estimate({"notebookEnabled": True, "notebookInstanceType": "ml.t3.medium"})
     entry = table.prices[NOTEBOOK]
@@ -90,11 +90,11 @@ def test_the_notebook_setting_adds_exactly_its_monthly_price(table: pricing.Pric
     assert would.monthly == pytest.approx(monthly)
     assert does.monthly == pytest.approx(monthly)
     assert "would add" in would.text
-    assert f"${monthly:.2f}" in pricing.render_markdown(without)
+    assert f"${monthly:.2f}" in cost_report.render_markdown(without)
 
 
 def test_the_estimate_names_alarms_and_kms_keys_as_what_moves_idle_cost(
-    table: pricing.PriceTable,
+    table: price_table.PriceTable,
 ) -> None:
     estimate = _estimate()
     levers = {lever.setting: lever for lever in estimate.levers}
@@ -106,7 +106,7 @@ def test_the_estimate_names_alarms_and_kms_keys_as_what_moves_idle_cost(
 
 
 def test_per_million_model_requests_charges_the_request_path_only(
-    table: pricing.PriceTable,
+    table: price_table.PriceTable,
 ) -> None:
     estimate = _estimate()
     charged = {line.type for line in estimate.lines if line.per_million_requests}
@@ -144,9 +144,9 @@ def _request_path(memory: int = 512, architectures: list[str] | None = None) -> 
     ]
 
 
-def test_per_million_arithmetic(table: pricing.PriceTable) -> None:
-    assumptions = pricing.Assumptions(model_duration_ms=200, log_bytes_per_request=1000)
-    estimate = pricing.estimate(_request_path(memory=512), table, assumptions=assumptions)
+def test_per_million_arithmetic(table: price_table.PriceTable) -> None:
+    assumptions = cost_estimate.Assumptions(model_duration_ms=200, log_bytes_per_request=1000)
+    estimate = cost_estimate.estimate(_request_path(memory=512), table, assumptions=assumptions)
     p = table.prices
     lam = p["aws:lambda/function:Function"]
     expected = {
@@ -167,9 +167,11 @@ def test_per_million_arithmetic(table: pricing.PriceTable) -> None:
     assert estimate.unpriced == ()
 
 
-def test_arm64_functions_use_the_arm_duration_price(table: pricing.PriceTable) -> None:
-    assumptions = pricing.Assumptions(model_duration_ms=1000)
-    estimate = pricing.estimate(_request_path(1024, ["arm64"]), table, assumptions=assumptions)
+def test_arm64_functions_use_the_arm_duration_price(table: price_table.PriceTable) -> None:
+    assumptions = cost_estimate.Assumptions(model_duration_ms=1000)
+    estimate = cost_estimate.estimate(
+        _request_path(1024, ["arm64"]), table, assumptions=assumptions
+    )
     (line,) = [line for line in estimate.lines if line.name == "model-fn"]
     lam = table.prices["aws:lambda/function:Function"]
     assert line.per_million_requests == pytest.approx(
@@ -177,13 +179,13 @@ def test_arm64_functions_use_the_arm_duration_price(table: pricing.PriceTable) -
     )
 
 
-def test_unknown_types_are_unpriced_never_zero(table: pricing.PriceTable) -> None:
+def test_unknown_types_are_unpriced_never_zero(table: price_table.PriceTable) -> None:
     resources = [
         Res("aws:ec2/natGateway:NatGateway", "nat"),
         Res("aws:iam/role:Role", "role", {"name": "r"}),
         Res(NOTEBOOK, "nb", {"instanceType": "ml.p5.48xlarge"}),
     ]
-    estimate = pricing.estimate(resources, table)
+    estimate = cost_estimate.estimate(resources, table)
     assert [(u.type, u.name) for u in estimate.unpriced] == [
         ("aws:ec2/natGateway:NatGateway", "nat"),
         (NOTEBOOK, "nb"),
@@ -193,27 +195,29 @@ def test_unknown_types_are_unpriced_never_zero(table: pricing.PriceTable) -> Non
     (role,) = estimate.lines
     assert (role.idle_monthly, role.per_million_requests) == (0, 0)
     assert role.note == table.prices["aws:iam/role:Role"]["notes"]
-    markdown = pricing.render_markdown(estimate)
+    markdown = cost_report.render_markdown(estimate)
     assert "aws:ec2/natGateway:NatGateway" in markdown
     assert "not in the totals" in markdown
-    assert "aws:ec2/natGateway:NatGateway" in pricing.render_pr_comment(estimate)
+    assert "aws:ec2/natGateway:NatGateway" in cost_report.render_pr_comment(estimate)
 
 
-def test_a_table_for_another_region_is_refused(table: pricing.PriceTable) -> None:
+def test_a_table_for_another_region_is_refused(table: price_table.PriceTable) -> None:
     synthesis = synth.synthesize(naming.slugify(BRANCH), overrides={"branch": BRANCH})
-    settings = pricing.settings_for(synthesis.stack, {"branch": BRANCH, "aws:region": UNPRICED})
-    with pytest.raises(pricing.PriceTableError, match=rf"{UNPRICED}.*{PRICED}"):
-        pricing.estimate(synthesis.resources, table, settings)
+    settings = cost_estimate.settings_for(
+        synthesis.stack, {"branch": BRANCH, "aws:region": UNPRICED}
+    )
+    with pytest.raises(price_table.PriceTableError, match=rf"{UNPRICED}.*{PRICED}"):
+        cost_estimate.estimate(synthesis.resources, table, settings)
 
 
-def test_renderings_carry_totals_and_the_date(table: pricing.PriceTable) -> None:
+def test_renderings_carry_totals_and_the_date(table: price_table.PriceTable) -> None:
     estimate = _estimate()
-    comment = pricing.render_pr_comment(estimate)
+    comment = cost_report.render_pr_comment(estimate)
     assert f"${estimate.idle_monthly:.2f}/month" in comment
     assert f"${estimate.per_million_requests:.2f}" in comment
     assert table.as_of in comment and PRICED in comment
     assert len(comment.strip().splitlines()) <= 2
-    document = json.loads(pricing.render_json(estimate))
+    document = json.loads(cost_report.render_json(estimate))
     assert document["idle_monthly"] == pytest.approx(estimate.idle_monthly)
     assert document["unpriced"] == []
     assert len(document["resources"]) == len(estimate.lines)
@@ -258,9 +262,9 @@ def test_the_shared_stack_takes_its_repository_as_config(
     assert kms and document["idle_monthly"] >= sum(line["idle_monthly"] for line in kms) > 0
 
 
-@pytest.mark.parametrize("region", pricing.available_regions())
+@pytest.mark.parametrize("region", price_table.available_regions())
 def test_every_committed_table_loads_and_prices_a_default_branch(region: str) -> None:
-    table = pricing.load_prices(region)
+    table = price_table.load_prices(region)
     assert table.region == region and table.source
     assert dt.date.fromisoformat(table.as_of)
     estimate = _estimate({"aws:region": region})
@@ -275,7 +279,7 @@ def test_every_committed_table_loads_and_prices_a_default_branch(region: str) ->
 
 
 def _document() -> dict[str, Any]:
-    return json.loads(pricing.price_file("us-east-1").read_text())
+    return json.loads(price_table.price_file("us-east-1").read_text())
 
 
 @pytest.mark.parametrize(
@@ -305,24 +309,24 @@ def _document() -> dict[str, Any]:
 def test_price_table_schema_errors_are_clear(change, message: str) -> None:
     document = _document()
     change(document)
-    with pytest.raises(pricing.PriceTableError, match=message):
-        pricing.parse_price_table(document, "prices/aws-us-east-1.json")
+    with pytest.raises(price_table.PriceTableError, match=message):
+        price_table.parse_price_table(document, "prices/aws-us-east-1.json")
 
 
-def test_the_committed_table_is_stamped_and_valid(table: pricing.PriceTable) -> None:
+def test_the_committed_table_is_stamped_and_valid(table: price_table.PriceTable) -> None:
     assert table.region == PRICED
     assert dt.date.fromisoformat(table.as_of)
     assert table.source
 
 
 def test_loading_a_missing_or_mismatched_table(tmp_path: Path) -> None:
-    with pytest.raises(pricing.PriceTableError, match=r"--refresh-prices --region eu-west-1"):
-        pricing.load_prices("eu-west-1", tmp_path)
+    with pytest.raises(price_table.PriceTableError, match=r"--refresh-prices --region eu-west-1"):
+        price_table.load_prices("eu-west-1", tmp_path)
     (tmp_path / "aws-eu-west-1.json").write_text(json.dumps(_document()))
     with pytest.raises(
-        pricing.PriceTableError, match=r"region is 'us-east-1', expected 'eu-west-1'"
+        price_table.PriceTableError, match=r"region is 'us-east-1', expected 'eu-west-1'"
     ):
-        pricing.load_prices("eu-west-1", tmp_path)
+        price_table.load_prices("eu-west-1", tmp_path)
 
 
 # --- refreshing from the Price List API (Stubber: no network) -------------------------
@@ -357,7 +361,7 @@ _API_PRICES = {
 }
 
 
-def _expected_request(sku: pricing.Sku, token: str | None = None) -> dict[str, Any]:
+def _expected_request(sku: price_refresh.Sku, token: str | None = None) -> dict[str, Any]:
     request = {
         "ServiceCode": sku.service_code,
         "Filters": [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": "us-east-1"}]
@@ -372,7 +376,7 @@ def _expected_request(sku: pricing.Sku, token: str | None = None) -> dict[str, A
 
 @pytest.fixture
 def prices_dir(tmp_path: Path) -> Path:
-    shutil.copy(pricing.price_file("us-east-1"), tmp_path / "aws-us-east-1.json")
+    shutil.copy(price_table.price_file("us-east-1"), tmp_path / "aws-us-east-1.json")
     return tmp_path
 
 
@@ -389,8 +393,8 @@ def price_list():
         stubber.assert_no_pending_responses()
 
 
-def _stub_all(stubber: Stubber, table: pricing.PriceTable) -> None:
-    for sku in pricing.skus(table):
+def _stub_all(stubber: Stubber, table: price_table.PriceTable) -> None:
+    for sku in price_refresh.skus(table):
         if sku.usage_type == "Lambda-GB-Second":
             # Tiered, listed out of order: the first tier (beginRange 0) is the price.
             body = [_product("Lambda-GB-Second", ("6000000000", "0.000015"), ("0", "0.000017"))]
@@ -421,12 +425,12 @@ def _stub_all(stubber: Stubber, table: pricing.PriceTable) -> None:
 
 def test_refresh_rewrites_the_table_from_the_price_list_api(price_list, prices_dir: Path) -> None:
     client, stubber = price_list
-    before = pricing.load_prices("us-east-1", prices_dir)
+    before = price_table.load_prices("us-east-1", prices_dir)
     path = prices_dir / "aws-us-east-1.json"
     path.chmod(0o644)
     _stub_all(stubber, before)
-    table = pricing.refresh_prices(client, "us-east-1", prices_dir, today=dt.date(2031, 1, 2))
-    reloaded = pricing.load_prices("us-east-1", prices_dir)
+    table = price_refresh.refresh_prices(client, "us-east-1", prices_dir, today=dt.date(2031, 1, 2))
+    reloaded = price_table.load_prices("us-east-1", prices_dir)
     assert reloaded.as_of == table.as_of == "2031-01-02"
     assert path.stat().st_mode & 0o777 == 0o644  # replaced, not left private
     assert [p.name for p in prices_dir.iterdir()] == ["aws-us-east-1.json"]
@@ -448,8 +452,8 @@ def test_a_failed_refresh_leaves_the_file_unchanged(price_list, prices_dir: Path
     client, stubber = price_list
     path = prices_dir / "aws-us-east-1.json"
     original = path.read_bytes()
-    table = pricing.load_prices("us-east-1", prices_dir)
-    first, second, *_ = pricing.skus(table)
+    table = price_table.load_prices("us-east-1", prices_dir)
+    first, second, *_ = price_refresh.skus(table)
     stubber.add_response(
         "get_products",
         {"PriceList": [_product("Request", ("0", "0.0000002"))]},
@@ -458,8 +462,8 @@ def test_a_failed_refresh_leaves_the_file_unchanged(price_list, prices_dir: Path
     stubber.add_client_error(
         "get_products", "AccessDeniedException", "not allowed", 400, _expected_request(second)
     )
-    with pytest.raises(pricing.RefreshError, match="AccessDeniedException"):
-        pricing.refresh_prices(client, "us-east-1", prices_dir)
+    with pytest.raises(price_refresh.RefreshError, match="AccessDeniedException"):
+        price_refresh.refresh_prices(client, "us-east-1", prices_dir)
     assert path.read_bytes() == original
     assert [p.name for p in prices_dir.iterdir()] == ["aws-us-east-1.json"]
 
@@ -468,16 +472,16 @@ def test_a_price_the_api_does_not_have_fails_the_refresh(price_list, prices_dir:
     client, stubber = price_list
     path = prices_dir / "aws-us-east-1.json"
     original = path.read_bytes()
-    first = pricing.skus(pricing.load_prices("us-east-1", prices_dir))[0]
+    first = price_refresh.skus(price_table.load_prices("us-east-1", prices_dir))[0]
     stubber.add_response(
         "get_products",
         {"PriceList": [_product("Request-ARM", ("0", "0.0000002"))]},
         _expected_request(first),
     )
     with pytest.raises(
-        pricing.RefreshError, match=r"no AWSLambda product with usage type 'Request'"
+        price_refresh.RefreshError, match=r"no AWSLambda product with usage type 'Request'"
     ):
-        pricing.refresh_prices(client, "us-east-1", prices_dir)
+        price_refresh.refresh_prices(client, "us-east-1", prices_dir)
     assert path.read_bytes() == original
 
 
@@ -488,10 +492,10 @@ def test_cli_refresh_failure_says_the_file_was_not_changed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     client, stubber = price_list
-    monkeypatch.setattr(pricing, "PRICES_DIR", prices_dir)
+    monkeypatch.setattr(price_table, "PRICES_DIR", prices_dir)
     path = prices_dir / "aws-us-east-1.json"
     original = path.read_bytes()
-    first = pricing.skus(pricing.load_prices("us-east-1", prices_dir))[0]
+    first = price_refresh.skus(price_table.load_prices("us-east-1", prices_dir))[0]
     stubber.add_client_error(
         "get_products", "ThrottlingException", "slow down", 400, _expected_request(first)
     )

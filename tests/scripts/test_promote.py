@@ -17,6 +17,7 @@ from botocore.stub import Stubber
 
 from scripts import events, promote
 from scripts.lib import aws, outputs, promotion
+from scripts.lib.codedeploy import IN_FLIGHT, appspec, promote_codedeploy, traffic_steps
 from tests.lambda_revisions import _alias_revisions  # noqa: F401 - the fixture alias_revisions
 from tests.project import PROJECT
 
@@ -483,7 +484,7 @@ def _info(deployed, deployment_id: str, status: str, **more) -> dict:
 
 
 def _codedeploy(deployed, emitted: list, codedeploy_client):
-    return promotion.promote_codedeploy(
+    return promote_codedeploy(
         codedeploy_client,
         deployed.client("lambda"),
         application=deployed.outputs["codedeploy_application"],
@@ -501,13 +502,13 @@ def test_codedeploy_success_is_reported_with_its_traffic_steps(deployed) -> None
     deployed.publish_candidate()
     function = deployed.names.model_function
     codedeploy = aws.client("codedeploy")
-    content = promotion.appspec(function, "live", "1", "2")
+    content = appspec(function, "live", "1", "2")
     overview = {"Pending": 0, "InProgress": 0, "Succeeded": 1, "Failed": 0, "Skipped": 0}
     with Stubber(codedeploy) as stub:
         stub.add_response(
             "list_deployments",
             {"deployments": []},
-            {**_group(deployed), "includeOnlyStatuses": list(promotion.IN_FLIGHT)},
+            {**_group(deployed), "includeOnlyStatuses": list(IN_FLIGHT)},
         )
         stub.add_response(
             "create_deployment",
@@ -562,7 +563,7 @@ def test_codedeploy_failure_reports_why_and_leaves_the_alias_on_the_previous_ver
     codedeploy = aws.client("codedeploy")
     revision = {
         "revisionType": "AppSpecContent",
-        "appSpecContent": {"content": promotion.appspec("f", "live", "1", "2"), "sha256": "x"},
+        "appSpecContent": {"content": appspec("f", "live", "1", "2"), "sha256": "x"},
     }
     failed = _info(
         deployed,
@@ -597,7 +598,7 @@ def test_codedeploy_refuses_to_attach_to_a_deployment_of_another_version(deploye
     codedeploy = aws.client("codedeploy")
     revision = {
         "revisionType": "AppSpecContent",
-        "appSpecContent": {"content": promotion.appspec("f", "live", "1", "7"), "sha256": "x"},
+        "appSpecContent": {"content": appspec("f", "live", "1", "7"), "sha256": "x"},
     }
     with Stubber(codedeploy) as stub:
         stub.add_response("list_deployments", {"deployments": ["d-7"]})
@@ -632,7 +633,7 @@ def test_codedeploy_already_promoted_is_a_no_op(deployed) -> None:
     ],
 )
 def test_traffic_steps_of_deployment_configs(name: str, steps: list) -> None:
-    assert promotion.traffic_steps(name) == steps
+    assert traffic_steps(name) == steps
 
 
 # --- what a mutation run found untested, and the alias revision lock -------------------------

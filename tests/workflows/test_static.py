@@ -358,7 +358,7 @@ def test_traffic_and_release_wait_for_a_successful_deploy():
 def test_deploy_runs_in_its_branch_environment_with_the_api_url():
     (deploy,) = [job for job in JOBS if job.key == "push:deploy"]
     environment = deploy.spec["environment"]
-    # The deploy role trusts `environment:branch/*` (infra/components/ci_access.py).
+    # The deploy role trusts `environment:branch/*` (infra/components/ci_duties.py).
     assert environment["name"] == naming.DEPLOY_ENVIRONMENT_PREFIX + "${{ inputs.stack }}"
     assert environment["url"] == "${{ steps.deploy.outputs.api_url }}"
     assert deploy.given["stack"] == "${{ needs.preview.outputs.stack }}"

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from scripts.lib import promotion
+from scripts.lib.codedeploy import appspec
 from tests.project import ROOT
 
 
@@ -48,7 +48,7 @@ def _body(value) -> io.BytesIO:
 
 def _appspec(version: str) -> str:
     # What promote sends: the hook reads the deployment's own AppSpec back.
-    return promotion.appspec("m-model", "live", "1", version, hooks="m-deploy-hooks")
+    return appspec("m-model", "live", "1", version, hooks="m-deploy-hooks")
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 
 from scripts import events, promote, release, rollback, smoke
-from scripts.lib import promotion
 
 VERBS = {
     "smoke": (smoke.main, []),
@@ -55,7 +55,7 @@ def test_a_missing_bucket_is_one_line_not_a_traceback(deployed, capsys) -> None:
 
 def test_expired_credentials_say_to_assume_the_role_again(deployed, capsys, monkeypatch) -> None:
     def expired(*_, **__):
-        raise promotion.ClientError(
+        raise ClientError(
             {"Error": {"Code": "ExpiredToken", "Message": "The security token expired"}},
             "GetAlias",
         )
