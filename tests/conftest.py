@@ -8,7 +8,7 @@ import stat
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -224,15 +224,32 @@ class Programs:
     """
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], Any] = {}
+        from scripts import synth  # noqa: PLC0415 - only tests that evaluate pay
+
+        # The real one, kept: `shared_evaluations` puts `evaluate` in its place.
+        self._synthesize = synth.synthesize
+        self._cache: dict[str, Any] = {}
+
+    def evaluate(
+        self,
+        stack: str,
+        *,
+        overrides: Mapping[str, object] | None = None,
+        environment: Mapping[str, str] | None = None,
+        **rest: Any,
+    ) -> Any:
+        """`scripts.synth.synthesize`, once per distinct configuration in this process."""
+        key = json.dumps(
+            [stack, overrides or {}, environment or {}, rest], sort_keys=True, default=str
+        )
+        if key not in self._cache:
+            self._cache[key] = self._synthesize(
+                stack, overrides=dict(overrides or {}), environment=dict(environment or {}), **rest
+            )
+        return self._cache[key]
 
     def stack(self, stack: str, **overrides: object) -> Any:
-        from scripts.synth import synthesize  # noqa: PLC0415 - only tests that evaluate pay
-
-        key = (stack, json.dumps(overrides, sort_keys=True, default=str))
-        if key not in self._cache:
-            self._cache[key] = synthesize(stack, overrides=dict(overrides))
-        return self._cache[key]
+        return self.evaluate(stack, overrides=overrides)
 
     def branch(self, branch: str, **overrides: object) -> Any:
         """A branch's stack, named by infra.naming, with `branch` set as the pipeline sets it."""
@@ -245,3 +262,10 @@ class Programs:
 def programs() -> Programs:
     """Shared, read-only evaluations of the real program: `programs.branch("feature/x")`."""
     return Programs()
+
+
+@pytest.fixture
+def shared_evaluations(programs: Programs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every evaluation the code under test makes comes from `programs`: for tests of a CLI
+    that only renders what the program registered."""
+    monkeypatch.setattr("scripts.synth.synthesize", programs.evaluate)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import __main__ as cli
-from bench import benchmarks, measure, report, tiers
+from bench import benchmarks, evaluations, measure, report, tiers
 from bench.measure import Sample
 from bench.report import Figure, Target
 from scripts.lib.progress import Progress
@@ -277,7 +277,8 @@ def test_quick_skips_the_whole_suite_and_venv_setup_without_running_them() -> No
     # tier's marker expression, in parallel workers.
     assert len(runner.calls) == 6 == benchmarks.Feedback().planned_runs(ctx)
     unit = [*tiers.UNIT_TIER, *tiers.PARALLEL]
-    assert all(c[-len(unit) :] == unit for c in runner.calls[1::3])
+    timed = [*unit, "-p", "bench.evaluations"]
+    assert all(c[-len(timed) :] == timed for c in runner.calls[1::3])
     assert all(c[-len(unit) - 1 :] == [*unit, "--collect-only"] for c in runner.calls[0::3])
 
 
@@ -302,12 +303,62 @@ def test_a_wall_time_target_is_rederived_only_on_a_shared_machine() -> None:
     shared = benchmarks.idle_target("<", 10, 2.5)
     assert shared.limit == 25 and shared.op == "<"
     assert "1/2.5 of a core" in shared.why and "10 s on idle cores" in shared.why
-    tier = {"walls": [20.0], "floors": [2.0], "cpus": [30.0], "shares": [2.5], "problem": ""}
+    tier = _tier(walls=[20.0], floors=[2.0], shares=[2.5])
     figure = benchmarks.tier_figure("t", "t", tier, limit=10, notes="n")
     assert figure.status == report.PASS  # 20 s where a core is shared 2.5 ways
     assert "re-derived" in figure.target.describe("s")
     idle = benchmarks.tier_figure("t", "t", {**tier, "shares": [1.0]}, limit=10, notes="n")
     assert idle.status == report.FAIL  # the same 20 s on an idle machine misses
+
+
+def _tier(*, walls: list[float], floors: list[float], shares: list[float]) -> dict:
+    return {
+        "walls": walls,
+        "floors": floors,
+        "collections": [f / 2 for f in floors],
+        "evaluations": [30] * len(walls),
+        "evaluations_made": [40] * len(walls),
+        "evaluation_s": [12.0] * len(walls),
+        "cpus": [30.0] * len(walls),
+        "shares": shares,
+        "problem": "",
+    }
+
+
+def test_a_floor_that_rules_the_limit_out_re_derives_the_target_as_a_multiple_of_it() -> None:
+    # Collecting and evaluating take 8 s on idle cores: 10 s cannot hold twice that.
+    tier = _tier(walls=[15.0], floors=[8.0], shares=[1.0])
+    figure = benchmarks.tier_figure("t", "t", tier, limit=10, notes="n")
+    assert figure.target.on == "ratio" and figure.target.limit == benchmarks.FLOOR_SHARE
+    assert "30 distinct program evaluations" in figure.target.why
+    assert figure.status == report.PASS  # 15 s is within twice the 8 s floor
+    slow = benchmarks.tier_figure("t", "t", {**tier, "walls": [17.0]}, limit=10, notes="n")
+    assert slow.status == report.FAIL  # the rest costs more than the floor itself
+    # A floor well under the limit leaves the limit as it was set.
+    light = _tier(walls=[9.0], floors=[3.0], shares=[1.0])
+    assert benchmarks.tier_figure("t", "t", light, limit=10, notes="n").target == Target("<", 10)
+
+
+def test_the_evaluation_plugin_times_each_program_and_keeps_the_fastest_of_a_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scripts import synth  # noqa: PLC0415
+
+    made: list[tuple] = []
+    monkeypatch.setattr(synth, "synthesize", lambda stack, **kw: made.append((stack, kw)))
+    monkeypatch.setattr(evaluations, "_RECORDS", [])
+    monkeypatch.setenv(evaluations.ENV, str(tmp_path))
+    evaluations.pytest_configure(None)
+    for stack in ("main", "feature-x", "main"):
+        synth.synthesize(stack, overrides={"branch": stack})
+    evaluations.pytest_unconfigure(None)
+    assert made == [(s, {"overrides": {"branch": s}}) for s in ("main", "feature-x", "main")]
+    fastest = evaluations.read(tmp_path)
+    assert len(fastest) == 2 and evaluations.count(tmp_path) == 3
+    lines = next(tmp_path.glob("*.jsonl")).read_text().splitlines()
+    times = [json.loads(line)["seconds"] for line in lines]
+    main = next(k for k in fastest if '"main"' in k)
+    assert fastest[main] == min(times[0], times[2])
 
 
 def test_synth_target_is_rederived_from_the_modules_floor_only_when_missed() -> None:

@@ -223,11 +223,13 @@ def test_renderings_carry_totals_and_the_date(table: price_table.PriceTable) -> 
     assert len(document["resources"]) == len(estimate.lines)
 
 
+@pytest.mark.usefixtures("shared_evaluations")
 def test_cli_prints_the_estimate_of_a_branch(capsys: pytest.CaptureFixture[str]) -> None:
     assert cost.main(["--branch", BRANCH, "--format", "comment"]) == 0
     assert "Cost estimate" in capsys.readouterr().out
 
 
+@pytest.mark.usefixtures("shared_evaluations")
 def test_a_region_without_a_table_is_unpriced_never_a_failure(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -248,6 +250,7 @@ def test_a_region_without_a_table_is_unpriced_never_a_failure(
     assert "$0" not in comment
 
 
+@pytest.mark.usefixtures("shared_evaluations")
 def test_the_shared_stack_takes_its_repository_as_config(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -300,6 +300,7 @@ def test_cli_writes_json_inventory_and_step_summary(tmp_path: Path) -> None:
     assert "| type | logical name | physical name | parent | settings |" in summary.read_text()
 
 
+@pytest.mark.usefixtures("shared_evaluations")
 def test_cli_markdown_for_the_shared_stack() -> None:
     result = _cli(
         "--stack", "shared", "--config", "githubRepository=acme/models", "--format", "markdown"
@@ -309,6 +310,7 @@ def test_cli_markdown_for_the_shared_stack() -> None:
     assert "aws:codeartifact/domain:Domain" in result.stdout
 
 
+@pytest.mark.usefixtures("shared_evaluations")
 def test_cli_names_only_the_shared_stack_directly() -> None:
     result = _cli("--stack", "not-a-branch-stack")
     assert result.returncode == 2
@@ -345,6 +347,7 @@ def test_cli_refuses_an_unnameable_branch() -> None:
     assert "'a..b' cannot be named" in result.stderr
 
 
+@pytest.mark.usefixtures("shared_evaluations")
 def test_cli_reports_policy_violations_and_exits_3(tmp_path: Path) -> None:
     out = tmp_path / "inventory.json"
     args = ["--branch", "feature/x", "--config", "notebookEnabled=true", "--format", "json"]
@@ -358,6 +361,7 @@ def test_cli_reports_policy_violations_and_exits_3(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["policy_violations"] == []
 
 
+@pytest.mark.usefixtures("shared_evaluations")
 def test_cli_markdown_says_the_policy_is_clean() -> None:
     result = _cli("--branch", "feature/x", "--format", "markdown")
     assert result.returncode == 0, result.stderr
@@ -365,6 +369,7 @@ def test_cli_markdown_says_the_policy_is_clean() -> None:
     assert f"account `{ACCOUNT}` in names is a placeholder" in result.stdout
 
 
+@pytest.mark.usefixtures("shared_evaluations")
 def test_the_default_tree_fits_a_terminal_and_counts_agree(tmp_path: Path) -> None:
     as_json = tmp_path / "inventory.json"
     assert (
@@ -397,6 +402,7 @@ def test_the_default_tree_fits_a_terminal_and_counts_agree(tmp_path: Path) -> No
     assert "policy: no violations" in result.stdout
 
 
+@pytest.mark.usefixtures("shared_evaluations")
 def test_the_tree_with_the_cost_still_fits_a_terminal() -> None:
     result = _cli("--branch", "feature/x", "--cost")
     assert result.returncode == 0, result.stderr
@@ -404,6 +410,7 @@ def test_the_tree_with_the_cost_still_fits_a_terminal() -> None:
     assert "per million model requests" in result.stdout
 
 
+@pytest.mark.usefixtures("shared_evaluations")
 def test_the_tree_names_a_policy_violation() -> None:
     result = _cli("--branch", "feature/x", "--config", "notebookEnabled=true")
     assert result.returncode == 3
@@ -417,9 +424,9 @@ def test_the_tree_names_a_policy_violation() -> None:
     [("feature/x", "role_boundary_arn"), ("main", "protected_role_boundary_arn")],
 )
 def test_every_branch_role_carries_its_kind_s_boundary(
-    branch: str, output: str, shared: Synthesis
+    branch: str, output: str, shared: Synthesis, programs
 ) -> None:
-    roles = _branch(branch).of_type("aws:iam/role:Role")
+    roles = programs.branch(branch).of_type("aws:iam/role:Role")
     assert roles
     assert {r.inputs.get("permissionsBoundary") for r in roles} == {shared.outputs[output]}
 
@@ -429,7 +436,7 @@ def test_every_branch_role_carries_its_kind_s_boundary(
     [("feature/x", "role_boundary_arn"), ("main", "protected_role_boundary_arn")],
 )
 def test_the_boundary_lets_each_branch_role_do_all_it_is_granted(
-    branch: str, output: str, shared: Synthesis
+    branch: str, output: str, shared: Synthesis, programs
 ) -> None:
     # By effect: every (action, resource) a role's own policy allows, the boundary
     # the role carries allows too; otherwise the role would fail at run time.
@@ -439,7 +446,7 @@ def test_the_boundary_lets_each_branch_role_do_all_it_is_granted(
         if shared.outputs[output].endswith(f":policy/{r.inputs['name']}")
     ]
     checked = 0
-    for role_policy in _branch(branch).of_type("aws:iam/rolePolicy:RolePolicy"):
+    for role_policy in programs.branch(branch).of_type("aws:iam/rolePolicy:RolePolicy"):
         document = json.loads(role_policy.inputs["policy"])
         for statement in document["Statement"]:
             # A request that meets the statement's own conditions (StringEquals).
