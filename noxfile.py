@@ -84,14 +84,14 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def unit(session: nox.Session) -> None:
-    """The unit tier (no moto, no act) in parallel workers: the gate before preview."""
+    """The unit tier (in-process tests: no moto, act or processes) in parallel workers: the gate."""
     _install(session, *DEV, *MODEL)
     _pytest(session, *tiers.UNIT_TIER, *tiers.PARALLEL)
 
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """The moto and act tiers in parallel workers: they run beside preview, before deploy."""
+    """The moto, act and process tiers in parallel workers: beside preview, before deploy."""
     _install(session, *DEV, *MODEL)
     _pytest(session, *tiers.INTEGRATION_TIER, *tiers.PARALLEL)
 
