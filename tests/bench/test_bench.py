@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import __main__ as cli
-from bench import benchmarks, evaluations, measure, report, tiers
+from bench import benchmarks, evaluations, harness, measure, report, tiers
 from bench.measure import Sample
 from bench.report import Figure, Target
 from scripts.lib.progress import Progress
@@ -213,7 +213,7 @@ class FakeRunner:
 
 
 def _context(runner: FakeRunner, quick: bool = False, stream: io.StringIO | None = None):
-    return benchmarks.Context(
+    return harness.Context(
         root=ROOT,
         python=sys.executable,
         repeat=2,
@@ -299,8 +299,8 @@ def test_progress_says_which_run_how_far_and_how_long() -> None:
 
 
 def test_a_wall_time_target_is_rederived_only_on_a_shared_machine() -> None:
-    assert benchmarks.idle_target("<", 10, 1.1) == Target("<", 10)
-    shared = benchmarks.idle_target("<", 10, 2.5)
+    assert harness.idle_target("<", 10, 1.1) == Target("<", 10)
+    shared = harness.idle_target("<", 10, 2.5)
     assert shared.limit == 25 and shared.op == "<"
     assert "1/2.5 of a core" in shared.why and "10 s on idle cores" in shared.why
     tier = _tier(walls=[20.0], floors=[2.0], shares=[2.5])
@@ -534,7 +534,7 @@ def test_run_child_kills_what_outlives_its_timeout() -> None:
 # --- the command line ------------------------------------------------------------------
 
 
-class Canned(benchmarks.Benchmark):
+class Canned(harness.Benchmark):
     name = "canned"
     description = "figures without measuring"
 
@@ -553,7 +553,7 @@ class Canned(benchmarks.Benchmark):
         return self.figures
 
 
-def _main(monkeypatch, tmp_path: Path, bench: benchmarks.Benchmark, *args: str) -> int:
+def _main(monkeypatch, tmp_path: Path, bench: harness.Benchmark, *args: str) -> int:
     monkeypatch.setattr(cli, "BENCHMARKS", {"canned": bench})
     return cli.main(["--output-dir", str(tmp_path / "out"), *args])
 
