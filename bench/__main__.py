@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import report
-from bench.benchmarks import BENCHMARKS, Context, child_env
+from bench.benchmarks import BENCHMARKS
+from bench.harness import Context, child_env
 from scripts.lib import summary
 from scripts.lib.progress import Progress
 

@@ -123,8 +123,7 @@ def test_a_test_module_for_no_module_is_found(tmp_path: Path) -> None:
 
 
 LINE_LIMIT = 800
-# bench/ is not held to the limit yet: bench/benchmarks.py is still over it.
-HELD_TO_THE_LIMIT = ("infra", "scripts", "policy", "model")
+HELD_TO_THE_LIMIT = ("infra", "scripts", "policy", "model", "bench")
 
 
 def _too_long(root: Path, limit: int = LINE_LIMIT) -> list[str]:
@@ -155,4 +154,5 @@ def test_a_module_over_the_limit_is_named_with_its_length(tmp_path: Path) -> Non
     assert _too_long(tmp_path) == [
         "infra/components/wide.py: 900 lines",
         "scripts/lib/long.py: 801 lines",
+        "bench/benchmarks.py: 900 lines",
     ]

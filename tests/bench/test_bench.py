@@ -12,7 +12,20 @@ from pathlib import Path
 import pytest
 
 from bench import __main__ as cli
-from bench import benchmarks, evaluations, measure, report, tiers
+from bench import (
+    alias_promotion,
+    env_setup,
+    evaluations,
+    feedback,
+    harness,
+    measure,
+    mutants,
+    pipeline_order,
+    report,
+    sweeper,
+    synthesis,
+    tiers,
+)
 from bench.measure import Sample
 from bench.report import Figure, Target
 from scripts.lib.progress import Progress
@@ -127,13 +140,13 @@ def test_format_of_numbers() -> None:
 
 def test_growth_slopes_and_flatness() -> None:
     resources = {1: 57, 10: 120, 50: 400}
-    flat = benchmarks.growth_figures({1: [100.0], 10: [280.0], 50: [1080.0]}, resources)
+    flat = synthesis.growth_figures({1: [100.0], 10: [280.0], 50: [1080.0]}, resources)
     by_name = {f.name: f for f in flat}
     assert by_name["growth.per_version_1_10"].value == pytest.approx(20.0)
     assert by_name["growth.per_version_10_50"].value == pytest.approx(20.0)
     assert by_name["growth.per_version_10_50"].status == report.PASS
     assert "7 registrations per API version" in by_name["growth.per_version_1_10"].notes
-    steep = benchmarks.growth_figures({1: [100.0], 10: [280.0], 50: [1600.0]}, resources)
+    steep = synthesis.growth_figures({1: [100.0], 10: [280.0], 50: [1600.0]}, resources)
     assert {f.name: f for f in steep}["growth.per_version_10_50"].status == report.FAIL
 
 
@@ -145,11 +158,11 @@ def test_env_figures_check_uv_against_pip_cold() -> None:
         "pip_warm": [20.0],
         "uv_cold_compiled": [2.0],
     }
-    by_name = {f.name: f for f in benchmarks.env_figures(times)}
+    by_name = {f.name: f for f in env_setup.env_figures(times)}
     assert by_name["env.uv_cold"].ratio == pytest.approx(0.1)
     assert by_name["env.uv_cold"].status == report.PASS
     times["uv_cold"] = [10.0]
-    assert {f.name: f for f in benchmarks.env_figures(times)}["env.uv_cold"].status == report.FAIL
+    assert {f.name: f for f in env_setup.env_figures(times)}["env.uv_cold"].status == report.FAIL
 
 
 def _promotion_result(latency: float | None, restored: bool = True) -> dict:
@@ -169,7 +182,7 @@ def _promotion_result(latency: float | None, restored: bool = True) -> dict:
 
 
 def test_promotion_figures_report_the_worst_rollback_in_polls() -> None:
-    figures = benchmarks.promotion_figures(
+    figures = alias_promotion.promotion_figures(
         [_promotion_result(0.1), _promotion_result(0.28), _promotion_result(0.2)]
     )
     rollback, calls = figures
@@ -178,9 +191,9 @@ def test_promotion_figures_report_the_worst_rollback_in_polls() -> None:
     assert rollback.status == report.PASS
     assert calls.value == pytest.approx(6.0)
     assert "lambda:UpdateAlias 1.0" in calls.notes
-    late = benchmarks.promotion_figures([_promotion_result(0.31)])
+    late = alias_promotion.promotion_figures([_promotion_result(0.31)])
     assert late[0].status == report.FAIL
-    stuck = benchmarks.promotion_figures([_promotion_result(0.1, restored=False)])
+    stuck = alias_promotion.promotion_figures([_promotion_result(0.1, restored=False)])
     assert stuck[0].status == report.ERROR
 
 
@@ -213,7 +226,7 @@ class FakeRunner:
 
 
 def _context(runner: FakeRunner, quick: bool = False, stream: io.StringIO | None = None):
-    return benchmarks.Context(
+    return harness.Context(
         root=ROOT,
         python=sys.executable,
         repeat=2,
@@ -234,8 +247,8 @@ def test_synth_benchmark_interleaves_floor_and_program() -> None:
         }
     )
     ctx = _context(runner)
-    figures = {f.name: f for f in benchmarks.Synth().run(ctx)}
-    assert len(runner.calls) == benchmarks.Synth().planned_runs(ctx)
+    figures = {f.name: f for f in synthesis.Synth().run(ctx)}
+    assert len(runner.calls) == synthesis.Synth().planned_runs(ctx)
     kinds = [
         "probe"
         if "bench.probe" in c
@@ -266,7 +279,7 @@ def test_synth_benchmark_interleaves_floor_and_program() -> None:
 def test_quick_skips_the_whole_suite_and_venv_setup_without_running_them() -> None:
     runner = FakeRunner()
     ctx = _context(runner, quick=True)
-    figures = benchmarks.Feedback().run(ctx) + benchmarks.EnvSetup().run(ctx)
+    figures = feedback.Feedback().run(ctx) + env_setup.EnvSetup().run(ctx)
     statuses = {f.name: f.status for f in figures}
     assert statuses["feedback.unit_tier"] == report.PASS
     assert statuses["feedback.suite"] == report.SKIPPED
@@ -275,7 +288,7 @@ def test_quick_skips_the_whole_suite_and_venv_setup_without_running_them() -> No
     assert {statuses[n] for n in env} == {report.SKIPPED}
     # Only the unit tier ran (with its collection and a CPU-share probe each time), on the
     # tier's marker expression, in parallel workers.
-    assert len(runner.calls) == 6 == benchmarks.Feedback().planned_runs(ctx)
+    assert len(runner.calls) == 6 == feedback.Feedback().planned_runs(ctx)
     unit = [*tiers.UNIT_TIER, *tiers.PARALLEL]
     timed = [*unit, "-p", "bench.evaluations"]
     assert all(c[-len(timed) :] == timed for c in runner.calls[1::3])
@@ -283,7 +296,7 @@ def test_quick_skips_the_whole_suite_and_venv_setup_without_running_them() -> No
 
 
 def test_a_failing_test_run_is_an_error_not_a_time() -> None:
-    figures = benchmarks.Feedback().run(_context(FakeRunner(returncode=1), quick=True))
+    figures = feedback.Feedback().run(_context(FakeRunner(returncode=1), quick=True))
     assert figures[0].status == report.ERROR
     assert "did not pass" in figures[0].error
 
@@ -299,15 +312,15 @@ def test_progress_says_which_run_how_far_and_how_long() -> None:
 
 
 def test_a_wall_time_target_is_rederived_only_on_a_shared_machine() -> None:
-    assert benchmarks.idle_target("<", 10, 1.1) == Target("<", 10)
-    shared = benchmarks.idle_target("<", 10, 2.5)
+    assert harness.idle_target("<", 10, 1.1) == Target("<", 10)
+    shared = harness.idle_target("<", 10, 2.5)
     assert shared.limit == 25 and shared.op == "<"
     assert "1/2.5 of a core" in shared.why and "10 s on idle cores" in shared.why
     tier = _tier(walls=[20.0], floors=[2.0], shares=[2.5])
-    figure = benchmarks.tier_figure("t", "t", tier, limit=10, notes="n")
+    figure = feedback.tier_figure("t", "t", tier, limit=10, notes="n")
     assert figure.status == report.PASS  # 20 s where a core is shared 2.5 ways
     assert "re-derived" in figure.target.describe("s")
-    idle = benchmarks.tier_figure("t", "t", {**tier, "shares": [1.0]}, limit=10, notes="n")
+    idle = feedback.tier_figure("t", "t", {**tier, "shares": [1.0]}, limit=10, notes="n")
     assert idle.status == report.FAIL  # the same 20 s on an idle machine misses
 
 
@@ -328,15 +341,15 @@ def _tier(*, walls: list[float], floors: list[float], shares: list[float]) -> di
 def test_a_floor_that_rules_the_limit_out_re_derives_the_target_as_a_multiple_of_it() -> None:
     # Collecting and evaluating take 8 s on idle cores: 10 s cannot hold twice that.
     tier = _tier(walls=[15.0], floors=[8.0], shares=[1.0])
-    figure = benchmarks.tier_figure("t", "t", tier, limit=10, notes="n")
-    assert figure.target.on == "ratio" and figure.target.limit == benchmarks.FLOOR_SHARE
+    figure = feedback.tier_figure("t", "t", tier, limit=10, notes="n")
+    assert figure.target.on == "ratio" and figure.target.limit == feedback.FLOOR_SHARE
     assert "30 distinct program evaluations" in figure.target.why
     assert figure.status == report.PASS  # 15 s is within twice the 8 s floor
-    slow = benchmarks.tier_figure("t", "t", {**tier, "walls": [17.0]}, limit=10, notes="n")
+    slow = feedback.tier_figure("t", "t", {**tier, "walls": [17.0]}, limit=10, notes="n")
     assert slow.status == report.FAIL  # the rest costs more than the floor itself
     # A floor well under the limit leaves the limit as it was set.
     light = _tier(walls=[9.0], floors=[3.0], shares=[1.0])
-    assert benchmarks.tier_figure("t", "t", light, limit=10, notes="n").target == Target("<", 10)
+    assert feedback.tier_figure("t", "t", light, limit=10, notes="n").target == Target("<", 10)
 
 
 def test_the_evaluation_plugin_times_each_program_and_keeps_the_fastest_of_a_config(
@@ -371,7 +384,7 @@ def test_synth_target_is_rederived_from_the_modules_floor_only_when_missed() -> 
     modules = ["pulumi_aws.s3", "pulumi_aws.get_region"]
 
     def wall(walls: list[float], module_floor: float) -> Figure:
-        figures = benchmarks.synth_figures(
+        figures = synthesis.synth_figures(
             [probe], walls, [1.0], [module_floor], [100.0], [50.0], modules
         )
         return figures[0]
@@ -398,16 +411,16 @@ def _pipeline(order: str, first: float, preview: float, code: int = 0) -> dict:
 
 
 def test_pipeline_figures_compare_the_new_order_with_the_old() -> None:
-    first, preview, *_ = benchmarks.pipeline_figures(
+    first, preview, *_ = pipeline_order.pipeline_figures(
         _pipeline("old", 120.0, 150.0), _pipeline("new", 30.0, 60.0)
     )
     assert first.ratio == pytest.approx(0.25) and first.status == report.PASS
     assert preview.ratio == pytest.approx(0.4) and preview.status == report.PASS
-    slow, *_ = benchmarks.pipeline_figures(
+    slow, *_ = pipeline_order.pipeline_figures(
         _pipeline("old", 120.0, 150.0), _pipeline("new", 50.0, 80.0)
     )
     assert slow.status == report.FAIL  # more than a third of the old order's
-    broken, *_ = benchmarks.pipeline_figures(
+    broken, *_ = pipeline_order.pipeline_figures(
         _pipeline("old", 120.0, 150.0), _pipeline("new", 30.0, 60.0, code=1)
     )
     assert broken.status == report.ERROR
@@ -430,25 +443,25 @@ def _sweep(stacks: int, seconds: float, pages: int, **changes) -> dict:
 
 def test_sweeper_figures_check_calls_and_time_grow_linearly() -> None:
     linear = {50: [_sweep(51, 1.0, 1)], 200: [_sweep(201, 4.0, 2)]}
-    calls, ms = benchmarks.sweeper_figures(linear)
+    calls, ms = sweeper.sweeper_figures(linear)
     assert calls.status == report.PASS and ms.status == report.PASS
     assert calls.value == pytest.approx((2 + 51) / 201)
     quadratic = {50: [_sweep(51, 1.0, 1)], 200: [_sweep(201, 16.0, 2)]}
-    assert benchmarks.sweeper_figures(quadratic)[1].status == report.FAIL
+    assert sweeper.sweeper_figures(quadratic)[1].status == report.FAIL
     unpaged = {50: [_sweep(51, 1.0, 1)], 200: [_sweep(201, 4.0, 1, expected_pages=2)]}
-    assert benchmarks.sweeper_figures(unpaged)[0].status == report.ERROR
+    assert sweeper.sweeper_figures(unpaged)[0].status == report.ERROR
 
 
 def test_the_mutation_score_comes_from_the_last_mutants_run(tmp_path: Path) -> None:
-    missing = benchmarks.mutants_figure(tmp_path)
+    missing = mutants.mutants_figure(tmp_path)
     assert missing.status == report.SKIPPED and "nox -s mutants" in missing.skipped
-    stats = tmp_path / benchmarks.MUTANTS_STATS
+    stats = tmp_path / mutants.MUTANTS_STATS
     stats.parent.mkdir()
     stats.write_text(json.dumps({"killed": 92, "survived": 6, "no_tests": 2, "total": 100}))
-    figure = benchmarks.mutants_figure(tmp_path)
+    figure = mutants.mutants_figure(tmp_path)
     assert figure.value == pytest.approx(92.0) and figure.status == report.PASS
     stats.write_text(json.dumps({"killed": 80, "survived": 10, "no_tests": 10, "total": 100}))
-    assert benchmarks.mutants_figure(tmp_path).status == report.FAIL
+    assert mutants.mutants_figure(tmp_path).status == report.FAIL
 
 
 # In one module: a test that uses the Pulumi CLI stand-in and one that does not.
@@ -534,7 +547,7 @@ def test_run_child_kills_what_outlives_its_timeout() -> None:
 # --- the command line ------------------------------------------------------------------
 
 
-class Canned(benchmarks.Benchmark):
+class Canned(harness.Benchmark):
     name = "canned"
     description = "figures without measuring"
 
@@ -553,7 +566,7 @@ class Canned(benchmarks.Benchmark):
         return self.figures
 
 
-def _main(monkeypatch, tmp_path: Path, bench: benchmarks.Benchmark, *args: str) -> int:
+def _main(monkeypatch, tmp_path: Path, bench: harness.Benchmark, *args: str) -> int:
     monkeypatch.setattr(cli, "BENCHMARKS", {"canned": bench})
     return cli.main(["--output-dir", str(tmp_path / "out"), *args])
 
