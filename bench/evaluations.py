@@ -1,9 +1,11 @@
 """A pytest plugin the bench loads into a test tier's run (`-p bench.evaluations`).
 
-It times every whole-program evaluation (`scripts.synth.synthesize`) the tests make and
-writes one JSON line per evaluation, its configuration and seconds, to a file per process
-in $BENCH_EVALUATIONS_DIR. The feedback benchmark derives the tier's floor from them:
-the distinct configurations a tier evaluates are work no test arrangement can avoid.
+It times every whole-program evaluation (`scripts.synth.synthesize`) the tests make, and
+every act test (a whole workflow run), and writes one JSON line for each to a file per
+process in $BENCH_EVALUATIONS_DIR. The feedback benchmark derives a tier's floor from
+them: the distinct configurations a tier evaluates, and the act runs one worker makes one
+after another (they share a module, and a module stays on its worker), are work no
+arrangement of the tests can avoid.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ def pytest_configure(config: pytest.Config) -> None:
     synth.synthesize = timed
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if os.environ.get(ENV) and "act" in report.keywords:
+        _RECORDS.append({"act": report.nodeid, "seconds": report.duration})
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     folder = os.environ.get(ENV)
     if not folder or not _RECORDS:
@@ -51,9 +58,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def read(folder: Path) -> dict[str, float]:
     """Each distinct configuration evaluated under `folder`, with its fastest time."""
     fastest: dict[str, float] = {}
-    for path in sorted(folder.glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            record = json.loads(line)
+    for record in _records(folder):
+        if "key" in record:
             key, seconds = record["key"], float(record["seconds"])
             fastest[key] = min(seconds, fastest.get(key, seconds))
     return fastest
@@ -61,4 +67,18 @@ def read(folder: Path) -> dict[str, float]:
 
 def count(folder: Path) -> int:
     """How many evaluations were made under `folder`, repeats included."""
-    return sum(len(p.read_text().splitlines()) for p in folder.glob("*.jsonl"))
+    return sum(1 for record in _records(folder) if "key" in record)
+
+
+def act_chain(folder: Path) -> float:
+    """The longest run of act tests one process made, one after another, in seconds."""
+    chains = [
+        sum(float(r["seconds"]) for r in _records(folder, path) if "act" in r)
+        for path in folder.glob("*.jsonl")
+    ]
+    return max(chains, default=0.0)
+
+
+def _records(folder: Path, path: Path | None = None) -> list[dict[str, Any]]:
+    paths = [path] if path else sorted(folder.glob("*.jsonl"))
+    return [json.loads(line) for p in paths for line in p.read_text().splitlines()]

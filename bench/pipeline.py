@@ -133,7 +133,7 @@ def measure(order: str) -> dict[str, Any]:
         server.stop()
     jobs = timeline(run.entries, started, ActRun.job_of)
     tests = [jobs[name] for name in TEST_JOBS[order] if name in jobs]
-    return {
+    result = {
         "order": order,
         "returncode": run.returncode,
         "results": run.results,
@@ -151,6 +151,11 @@ def measure(order: str) -> dict[str, Any]:
         if run.returncode
         else [],
     }
+    # Why a run failed, for the person reading the bench's output (stderr: the JSON on
+    # stdout stays one line).
+    if run.returncode:
+        print(run.explain(), file=sys.stderr)
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -110,13 +110,14 @@ def sweeper(stacks: int) -> dict[str, Any]:
     import math  # noqa: PLC0415
     import stat  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
+    import types  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
     import responses  # noqa: PLC0415
 
     from infra import config, naming  # noqa: PLC0415
     from scripts import cleanup  # noqa: PLC0415
-    from tests.conftest import FAKE_PULUMI  # noqa: PLC0415
+    from tests.conftest import FAKE_PULUMI, seed_stack  # noqa: PLC0415
     from tests.github_branches import API, REPO, BranchListing  # noqa: PLC0415
 
     live = stacks * 3 // 4
@@ -134,7 +135,12 @@ def sweeper(stacks: int) -> dict[str, Any]:
         log, answers = Path(tmp) / "calls.jsonl", Path(tmp) / "answers.json"
         log.touch()
         answers.write_text(json.dumps({"stack ls": json.dumps(entries)}))
+        # The stacks in a file:// backend, as deploys leave them: destroy needs a backend.
+        backend = types.SimpleNamespace(backend=Path(tmp) / "backend")
+        for entry in entries:
+            seed_stack(backend, entry["name"])
         os.environ.update(
+            PULUMI_BACKEND_URL=f"file://{backend.backend}",
             PATH=f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             FAKE_PULUMI_LOG=str(log),
             FAKE_PULUMI_ANSWERS=str(answers),

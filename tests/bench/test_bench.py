@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -615,3 +616,31 @@ def test_cli_rejects_unknown_benchmarks_and_bad_repeat() -> None:
     with pytest.raises(SystemExit):
         cli.parse_args(["--repeat", "0"])
     assert cli.parse_args(["--only", "synth", "growth", "--quick"]).only == ["synth", "growth"]
+
+
+def test_the_act_runs_of_one_worker_make_a_chain_and_the_longest_is_the_floor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(evaluations.ENV, str(tmp_path))
+
+    def report(nodeid: str, seconds: float, *markers: str) -> SimpleNamespace:
+        keywords = {nodeid.rsplit("::", maxsplit=1)[-1]: 1, **dict.fromkeys(markers, 1)}
+        return SimpleNamespace(nodeid=nodeid, duration=seconds, keywords=keywords)
+
+    # Two workers: one ran three act tests (one's setup and call), the other one.
+    for worker, reports in {
+        "1": [
+            report("a::t1", 1.0, "act"),
+            report("a::t1", 29.0, "act"),
+            report("a::t2", 30.0, "act"),
+        ],
+        "2": [report("b::t3", 40.0, "act"), report("c::t4", 500.0)],
+    }.items():
+        monkeypatch.setattr(evaluations, "_RECORDS", [])
+        monkeypatch.setattr(evaluations.os, "getpid", lambda worker=worker: int(worker))
+        for r in reports:
+            evaluations.pytest_runtest_logreport(r)
+        evaluations.pytest_unconfigure(None)
+    # Not the sum of all act tests (they ran side by side), not the test without `act`.
+    assert evaluations.act_chain(tmp_path) == pytest.approx(60.0)
+    assert evaluations.count(tmp_path) == 0 and evaluations.read(tmp_path) == {}
