@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import boto3
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +90,16 @@ def measure(order: str) -> dict[str, Any]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     assert server._server is not None  # started just above
-    front = AwsFront(f"http://127.0.0.1:{server._server.server_port}")
+    endpoint = f"http://127.0.0.1:{server._server.server_port}"
+    front = AwsFront(endpoint)
+    # The state bucket a bootstrapped account has, as the act tests' `act` fixture makes it.
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - moto's
+    ).create_bucket(Bucket=conftest.STATE_BUCKET)
     github = GitHubApi()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
