@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import stat
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,19 @@ from tests.moto_stack import build_deployed_stack
 settings.register_profile("local", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "local")
+
+
+def _fresh_event_loop_executor() -> None:
+    # `nox -s mutants` runs each mutant's tests in a process forked from one that has
+    # evaluated programs. The engine's calls run in the event loop's default executor,
+    # whose threads a fork does not copy: a program that failed would wait on them forever.
+    with warnings.catch_warnings(), contextlib.suppress(RuntimeError):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # The loop makes a new executor on its next call that needs one.
+        asyncio.get_event_loop()._default_executor = None
+
+
+os.register_at_fork(after_in_child=_fresh_event_loop_executor)
 
 FAKE_PULUMI_MODULE = Path(__file__).resolve().parent / "fake_pulumi.py"
 # The `pulumi` executable: runs tests/fake_pulumi.py (read it for what it models) with
@@ -168,6 +184,14 @@ def deployed(aws: str, tmp_path: Path):
     return stack
 
 
+def _mutmut_collecting_stats() -> bool:
+    # `nox -s mutants` first runs the tests once to learn which functions each one reaches,
+    # then runs only those tests per mutant. A cache shared across tests would credit the
+    # evaluation to whichever test ran first, and the mutants it reaches would never meet
+    # the others: during that pass, every test evaluates for itself.
+    return os.environ.get("MUTANT_UNDER_TEST") == "stats"
+
+
 class Programs:
     """Whole-program evaluations under mocks, each configuration evaluated once per process.
 
@@ -183,7 +207,7 @@ class Programs:
         from scripts.synth import synthesize  # noqa: PLC0415 - only tests that evaluate pay
 
         key = (stack, json.dumps(overrides, sort_keys=True, default=str))
-        if key not in self._cache:
+        if key not in self._cache or _mutmut_collecting_stats():
             self._cache[key] = synthesize(stack, overrides=dict(overrides))
         return self._cache[key]
 
