@@ -405,14 +405,14 @@ def test_unit_tier_leaves_out_the_tests_that_need_a_moto_server() -> None:
     # One collection of a moto-backed module and a pure one (a pytest start-up each
     # is the cost of this test).
     listing = subprocess.run(
-        [*collect, "tests/scripts/test_events.py", "tests/infra/test_config.py"],
+        [*collect, "tests/iam/test_traffic_in_moto.py", "tests/infra/test_config.py"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
     ).stdout
     assert "deselected" in listing
-    assert "tests/scripts/test_events.py::" not in listing
+    assert "tests/iam/test_traffic_in_moto.py::" not in listing
     assert "tests/infra/test_config.py::" in listing
 
 
