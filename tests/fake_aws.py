@@ -75,3 +75,48 @@ def _answer(table: dict[str, Any], operation: str, kwargs: dict[str, Any], *, qu
     if isinstance(answer, BaseException):
         raise answer
     return answer
+
+
+class LambdaAlias:
+    """One Lambda alias with its revision lock, and the versions its function has published.
+
+    `client` is the Lambda client; `moves` logs each update_alias as (version, weights,
+    revision named), refused ones included.
+    """
+
+    def __init__(self, primary: str, weights: dict | None = None, published=("1", "2", "3")):
+        self.primary, self.weights, self.revision = primary, dict(weights or {}), "r0"
+        self.published = list(published)
+        self.moves: list[tuple[str, dict, str | None]] = []
+        self.client = FakeClient(
+            {
+                "get_alias": self.get_alias,
+                "update_alias": self.update_alias,
+                "get_function": self.get_function,
+            },
+            {"list_versions_by_function": self.list_versions},
+        )
+
+    def get_alias(self, FunctionName: str, Name: str) -> dict:
+        routing = {"AdditionalVersionWeights": self.weights} if self.weights else {}
+        return {
+            "FunctionVersion": self.primary,
+            "RoutingConfig": routing,
+            "RevisionId": self.revision,
+        }
+
+    def update_alias(self, FunctionName, Name, FunctionVersion, RoutingConfig, RevisionId=None):
+        self.moves.append((FunctionVersion, RoutingConfig["AdditionalVersionWeights"], RevisionId))
+        if RevisionId is not None and RevisionId != self.revision:
+            raise client_error("PreconditionFailedException", "UpdateAlias")
+        self.primary, self.weights = FunctionVersion, RoutingConfig["AdditionalVersionWeights"]
+        self.revision = f"r{len(self.moves)}"
+        return {"RevisionId": self.revision}
+
+    def get_function(self, FunctionName: str, Qualifier: str) -> dict:
+        if Qualifier not in self.published:
+            raise client_error("ResourceNotFoundException", "GetFunction")
+        return {"Configuration": {"CodeSha256": f"sha-of-{Qualifier}"}}
+
+    def list_versions(self, FunctionName: str) -> list[dict]:
+        return [{"Versions": [{"Version": "$LATEST"}, *({"Version": v} for v in self.published)]}]

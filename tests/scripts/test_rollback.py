@@ -12,7 +12,7 @@ from scripts import events, promote, rollback
 from scripts.lib import aws, outputs
 from scripts.lib.progress import Progress
 from scripts.lib.promotion import ConcurrentChange
-from tests.fake_aws import FakeClient, client_error
+from tests.fake_aws import FakeClient, LambdaAlias, client_error
 from tests.lambda_revisions import _alias_revisions  # noqa: F401 - the fixture alias_revisions
 
 
@@ -187,47 +187,6 @@ def test_a_rollback_racing_another_move_re_reads_and_still_wins(deployed, alias_
 # --- the conversation with AWS, against in-process stand-ins (no moto: the unit tier) ------
 
 
-class AliasStandIn:
-    """Lambda's alias with its revision lock, and the versions a function has published."""
-
-    def __init__(self, primary: str, weights: dict | None = None, published=("1", "2", "3")):
-        self.primary, self.weights, self.revision = primary, dict(weights or {}), "r0"
-        self.published = list(published)
-        self.moves: list[tuple[str, dict, str | None]] = []
-        self.client = FakeClient(
-            {
-                "get_alias": self.get_alias,
-                "update_alias": self.update_alias,
-                "get_function": self.get_function,
-            },
-            {"list_versions_by_function": self.list_versions},
-        )
-
-    def get_alias(self, FunctionName: str, Name: str) -> dict:
-        routing = {"AdditionalVersionWeights": self.weights} if self.weights else {}
-        return {
-            "FunctionVersion": self.primary,
-            "RoutingConfig": routing,
-            "RevisionId": self.revision,
-        }
-
-    def update_alias(self, FunctionName, Name, FunctionVersion, RoutingConfig, RevisionId=None):
-        self.moves.append((FunctionVersion, RoutingConfig["AdditionalVersionWeights"], RevisionId))
-        if RevisionId is not None and RevisionId != self.revision:
-            raise client_error("PreconditionFailedException", "UpdateAlias")
-        self.primary, self.weights = FunctionVersion, RoutingConfig["AdditionalVersionWeights"]
-        self.revision = f"r{len(self.moves)}"
-        return {"RevisionId": self.revision}
-
-    def get_function(self, FunctionName: str, Qualifier: str) -> dict:
-        if Qualifier not in self.published:
-            raise client_error("ResourceNotFoundException", "GetFunction")
-        return {}
-
-    def list_versions(self, FunctionName: str) -> list[dict]:
-        return [{"Versions": [{"Version": "$LATEST"}, *({"Version": v} for v in self.published)]}]
-
-
 def _codedeploy(*in_flight: str) -> FakeClient:
     return FakeClient(
         {"stop_deployment": {"status": "Pending"}},
@@ -235,7 +194,7 @@ def _codedeploy(*in_flight: str) -> FakeClient:
     )
 
 
-def _rollback(alias: AliasStandIn, to: str, codedeploy=None, **kwargs) -> rollback.RollbackResult:
+def _rollback(alias: LambdaAlias, to: str, codedeploy=None, **kwargs) -> rollback.RollbackResult:
     emitted: list[tuple[str, dict]] = []
     result = rollback.rollback(
         alias.client,
@@ -252,7 +211,7 @@ def _rollback(alias: AliasStandIn, to: str, codedeploy=None, **kwargs) -> rollba
 
 
 def test_rollback_stops_in_flight_deployments_then_moves_the_alias_once() -> None:
-    alias = AliasStandIn("2", {"3": 0.25})
+    alias = LambdaAlias("2", {"3": 0.25})
     codedeploy = _codedeploy("d-1", "d-2")
     result = _rollback(alias, "2", codedeploy, application="app", group="grp", reason="bad canary")
     assert codedeploy.calls == [
@@ -299,7 +258,7 @@ def test_rollback_stops_in_flight_deployments_then_moves_the_alias_once() -> Non
 
 
 def test_rollback_away_from_the_primary_names_it_as_the_version_left() -> None:
-    alias = AliasStandIn("3")
+    alias = LambdaAlias("3")
     result = _rollback(alias, "1")
     assert (alias.primary, alias.weights) == ("1", {})
     assert (result.from_version, result.to_version, result.changed) == ("3", "1", True)
@@ -311,13 +270,13 @@ def test_rollback_away_from_the_primary_names_it_as_the_version_left() -> None:
 
 def test_a_rollback_without_a_group_never_asks_codedeploy() -> None:
     codedeploy = _codedeploy("d-1")
-    _rollback(AliasStandIn("3"), "1", codedeploy, application="app")
-    _rollback(AliasStandIn("3"), "1", codedeploy, group="grp")
+    _rollback(LambdaAlias("3"), "1", codedeploy, application="app")
+    _rollback(LambdaAlias("3"), "1", codedeploy, group="grp")
     assert codedeploy.calls == []
 
 
 def test_already_on_the_version_changes_nothing_and_records_nothing() -> None:
-    alias = AliasStandIn("2")
+    alias = LambdaAlias("2")
     result = _rollback(alias, "2", _codedeploy(), application="app", group="grp")
     assert alias.moves == []
     assert result.changed is False
@@ -329,7 +288,7 @@ def test_already_on_the_version_changes_nothing_and_records_nothing() -> None:
 
 
 def test_a_stopped_deployment_always_ends_in_an_explicit_move() -> None:
-    alias = AliasStandIn("2")
+    alias = LambdaAlias("2")
     result = _rollback(alias, "2", _codedeploy("d-1"), application="app", group="grp")
     assert alias.moves == [("2", {}, "r0")]
     assert result.changed is True
@@ -337,7 +296,7 @@ def test_a_stopped_deployment_always_ends_in_an_explicit_move() -> None:
 
 
 def test_an_unpublished_version_is_refused_before_anything_moves() -> None:
-    alias = AliasStandIn("2")
+    alias = LambdaAlias("2")
     codedeploy = _codedeploy("d-1")
     with pytest.raises(aws.UsageError) as raised:
         _rollback(alias, "9", codedeploy, application="app", group="grp")
@@ -351,7 +310,7 @@ def test_an_unpublished_version_is_refused_before_anything_moves() -> None:
 
 
 def test_a_move_by_someone_else_is_read_again_and_the_rollback_still_wins() -> None:
-    alias = AliasStandIn("3")
+    alias = LambdaAlias("3")
     original = alias.get_alias
     reads = []
 
@@ -380,7 +339,7 @@ def test_a_move_by_someone_else_is_read_again_and_the_rollback_still_wins() -> N
 
 
 def test_a_rollback_that_keeps_losing_the_race_gives_up_leaving_the_alias_alone() -> None:
-    alias = AliasStandIn("3")
+    alias = LambdaAlias("3")
     alias.client.answers["update_alias"] = client_error("PreconditionFailedException")
     with pytest.raises(ConcurrentChange):
         _rollback(alias, "1")
@@ -389,7 +348,7 @@ def test_a_rollback_that_keeps_losing_the_race_gives_up_leaving_the_alias_alone(
 
 
 def test_an_event_that_cannot_be_recorded_leaves_the_rollback_standing() -> None:
-    alias = AliasStandIn("3")
+    alias = LambdaAlias("3")
 
     def refuse(kind: str, **fields: object) -> None:
         raise aws.ScriptError("bus refused")
@@ -436,13 +395,13 @@ def test_the_target_is_the_explicit_one_then_the_half_way_primary_then_the_histo
     store = _history(promoted)
     assert rollback.resolve_target(None, store, _stack(), "5") == ("5", "--to")
     assert store.calls == []
-    half_way = AliasStandIn("2", {"3": 0.5})
+    half_way = LambdaAlias("2", {"3": 0.5})
     assert rollback.resolve_target(half_way.client, store, _stack(), None) == (
         "2",
         "alias live's primary version (a shift is half-way)",
     )
     assert store.calls == []
-    settled = AliasStandIn("3")
+    settled = LambdaAlias("3")
     assert rollback.resolve_target(settled.client, store, _stack(), None) == (
         "2",
         "the last promotion in the event store",
@@ -452,7 +411,7 @@ def test_the_target_is_the_explicit_one_then_the_half_way_primary_then_the_histo
 
 def test_without_a_target_it_asks_for_to_naming_the_published_versions() -> None:
     rolled_back = {"kind": "rolled-back", "version": "3", "to_version": "2", "at": "B"}
-    settled = AliasStandIn("2", published=("1", "2"))
+    settled = LambdaAlias("2", published=("1", "2"))
     with pytest.raises(aws.UsageError) as raised:
         rollback.resolve_target(settled.client, _history(rolled_back), _stack(), None)
     assert str(raised.value) == (
@@ -461,7 +420,7 @@ def test_without_a_target_it_asks_for_to_naming_the_published_versions() -> None
         "(published: 1, 2)"
     )
     with pytest.raises(aws.UsageError, match=r"\(published: none\)"):
-        rollback.resolve_target(AliasStandIn("1", published=()).client, _history(), _stack(), None)
+        rollback.resolve_target(LambdaAlias("1", published=()).client, _history(), _stack(), None)
 
 
 def test_cli_rolls_back_with_the_stack_s_clients_and_reports(monkeypatch, tmp_path, capsys):
@@ -480,7 +439,7 @@ def test_cli_rolls_back_with_the_stack_s_clients_and_reports(monkeypatch, tmp_pa
     )
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    alias = AliasStandIn("3")
+    alias = LambdaAlias("3")
     bus = FakeClient({"put_events": {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "E"}]}})
     clients = {"lambda": alias.client, "s3": _history(), "events": bus, "codedeploy": _codedeploy()}
     made = []
@@ -519,7 +478,7 @@ def test_cli_rolls_back_with_the_stack_s_clients_and_reports(monkeypatch, tmp_pa
 def test_cli_without_codedeploy_outputs_makes_no_codedeploy_client(monkeypatch, tmp_path, capsys):
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps({**_stack().values, "event_bus": "bus", "event_source": "src"}))
-    alias = AliasStandIn("1")
+    alias = LambdaAlias("1")
     clients = {"lambda": alias.client, "s3": _history(), "events": FakeClient()}
     monkeypatch.setattr(aws, "client", lambda service, region=None: clients[service])
     assert rollback.main(["--outputs", str(path), "--to", "1"]) == 0
