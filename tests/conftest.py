@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from _pytest.runner import runtestprotocol
 from hypothesis import settings
 
 from tests.moto_stack import build_deployed_stack
@@ -132,6 +133,21 @@ def seed_stack(fake, name: str, *, locked_by: str | None = None) -> None:
         lock.write_text(json.dumps(host))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    # `nox -s mutants` first runs the tests once to learn which functions each one reaches,
+    # then runs, per mutant, only those. A module or session fixture is set up by the first
+    # test that asks for it: the functions it reaches would be credited to that test alone,
+    # and the mutants there would never meet the others. During that pass every test sets
+    # up its fixtures anew (pytest's own protocol, tearing down everything after each test).
+    if os.environ.get("MUTANT_UNDER_TEST") != "stats":
+        return None
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    runtestprotocol(item, nextitem=None)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The tiers are chosen by what a test uses, not by where it lives.
     for item in items:
@@ -184,14 +200,6 @@ def deployed(aws: str, tmp_path: Path):
     return stack
 
 
-def _mutmut_collecting_stats() -> bool:
-    # `nox -s mutants` first runs the tests once to learn which functions each one reaches,
-    # then runs only those tests per mutant. A cache shared across tests would credit the
-    # evaluation to whichever test ran first, and the mutants it reaches would never meet
-    # the others: during that pass, every test evaluates for itself.
-    return os.environ.get("MUTANT_UNDER_TEST") == "stats"
-
-
 class Programs:
     """Whole-program evaluations under mocks, each configuration evaluated once per process.
 
@@ -207,7 +215,7 @@ class Programs:
         from scripts.synth import synthesize  # noqa: PLC0415 - only tests that evaluate pay
 
         key = (stack, json.dumps(overrides, sort_keys=True, default=str))
-        if key not in self._cache or _mutmut_collecting_stats():
+        if key not in self._cache:
             self._cache[key] = synthesize(stack, overrides=dict(overrides))
         return self._cache[key]
 
