@@ -81,12 +81,22 @@ class LambdaAlias:
     """One Lambda alias with its revision lock, and the versions its function has published.
 
     `client` is the Lambda client; `moves` logs each update_alias as (version, weights,
-    revision named), refused ones included.
+    revision named), refused ones included. A call naming another function or alias is
+    answered as Lambda answers it: ResourceNotFoundException.
     """
 
-    def __init__(self, primary: str, weights: dict | None = None, published=("1", "2", "3")):
+    def __init__(
+        self,
+        primary: str,
+        weights: dict | None = None,
+        published=("1", "2", "3"),
+        *,
+        function: str = "model-x",
+        alias: str = "live",
+    ):
         self.primary, self.weights, self.revision = primary, dict(weights or {}), "r0"
         self.published = list(published)
+        self.function, self.alias = function, alias
         self.moves: list[tuple[str, dict, str | None]] = []
         self.client = FakeClient(
             {
@@ -97,7 +107,12 @@ class LambdaAlias:
             {"list_versions_by_function": self.list_versions},
         )
 
+    def _exists(self, function: str, alias: str | None = None) -> None:
+        if function != self.function or alias not in (None, self.alias):
+            raise client_error("ResourceNotFoundException", "Lambda", f"{function}:{alias}")
+
     def get_alias(self, FunctionName: str, Name: str) -> dict:
+        self._exists(FunctionName, Name)
         routing = {"AdditionalVersionWeights": self.weights} if self.weights else {}
         return {
             "FunctionVersion": self.primary,
@@ -106,6 +121,7 @@ class LambdaAlias:
         }
 
     def update_alias(self, FunctionName, Name, FunctionVersion, RoutingConfig, RevisionId=None):
+        self._exists(FunctionName, Name)
         self.moves.append((FunctionVersion, RoutingConfig["AdditionalVersionWeights"], RevisionId))
         if RevisionId is not None and RevisionId != self.revision:
             raise client_error("PreconditionFailedException", "UpdateAlias")
@@ -114,9 +130,11 @@ class LambdaAlias:
         return {"RevisionId": self.revision}
 
     def get_function(self, FunctionName: str, Qualifier: str) -> dict:
+        self._exists(FunctionName)
         if Qualifier not in self.published:
             raise client_error("ResourceNotFoundException", "GetFunction")
         return {"Configuration": {"CodeSha256": f"sha-of-{Qualifier}"}}
 
     def list_versions(self, FunctionName: str) -> list[dict]:
+        self._exists(FunctionName)
         return [{"Versions": [{"Version": "$LATEST"}, *({"Version": v} for v in self.published)]}]

@@ -861,3 +861,27 @@ def test_cli_detail_may_not_name_the_model_or_version(cli_clients, capsys, field
     assert code == 2
     assert f"--detail may not set {field}" in capsys.readouterr().err
     assert cli_clients["events"].calls == []
+
+
+def test_replay_polls_every_ten_seconds_for_at_most_an_hour_by_default() -> None:
+    slept: list[float] = []
+    with pytest.raises(aws.ScriptError, match="still RUNNING after 3600s"):
+        events.replay(_replaying("RUNNING"), STACK, START, END, sleep=slept.append)
+    assert set(slept) == {10.0}
+    assert len(slept) == 360
+
+
+@pytest.mark.parametrize(
+    ("operation", "doing"),
+    [
+        ("describe_archive", "describing archive archive-"),
+        ("describe_event_bus", "describing bus bus-x"),
+        ("start_replay", "starting replay archive-"),
+        ("describe_replay", "describing replay archive-"),
+    ],
+)
+def test_a_replay_that_aws_refuses_says_what_it_was_doing(operation, doing) -> None:
+    client = _replaying("COMPLETED")
+    client.answers[operation] = client_error("AccessDeniedException")
+    with pytest.raises(aws.AccessError, match=doing):
+        events.replay(client, STACK, START, END, sleep=lambda _: None)

@@ -615,6 +615,19 @@ class ApiStandIn:
                 ]
             },
         )
+        # A call naming another API is answered as API Gateway answers it.
+        for table in (self.client.answers, self.client.page_answers):
+            for operation, answer in table.items():
+                table[operation] = self._of_this_api(answer)
+
+    @staticmethod
+    def _of_this_api(answer):
+        def checked(restApiId: str, **kwargs):
+            if restApiId != "api1":
+                raise client_error("NotFoundException", "ApiGateway", f"no API {restApiId}")
+            return answer(restApiId=restApiId, **kwargs)
+
+        return checked
 
     def get_stage(self, restApiId: str, stageName: str) -> dict:
         if stageName not in self.stages:
@@ -1006,3 +1019,40 @@ def test_cli_refuses_malformed_api_stages(cli_release, capsys, stages) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), "api_stages": stages}))
     assert release.main(["--outputs", str(path)]) == 2
     assert "'api_stages' must map versions to stage names" in capsys.readouterr().err
+
+
+def test_a_cleanup_refused_without_a_message_still_says_what_aws_said() -> None:
+    api = ApiStandIn()
+    api.client.answers["create_documentation_version"] = client_error("TooManyRequestsException")
+    bare = ClientError({"Error": {"Code": "BadRequestException"}}, "DeleteDeployment")
+    api.client.answers["delete_deployment"] = bare
+    with pytest.raises(aws.ScriptError) as raised:
+        _release(api)
+    assert f"could NOT be deleted ({bare}); check which deployment" in str(raised.value)
+
+
+def test_a_stage_serving_a_deployment_without_a_description_needs_a_release() -> None:
+    api = ApiStandIn()
+    api.client.answers["get_deployment"] = {}
+    assert release.release_check(api.client, "api1", "v2", STAGES)[0]["release"] == "true"
+
+
+@pytest.mark.parametrize(
+    ("operation", "doing"),
+    [
+        ("get_method", "reading ANY /health of API api1"),
+        ("create_deployment", "creating a deployment of API api1"),
+    ],
+)
+def test_an_aws_error_says_what_the_release_was_doing(operation, doing) -> None:
+    api = ApiStandIn()
+    api.client.answers[operation] = client_error("AccessDeniedException")
+    with pytest.raises(aws.AccessError, match=doing):
+        _release(api)
+
+
+def test_reading_the_served_deployment_names_it_when_it_fails() -> None:
+    api = ApiStandIn()
+    api.client.answers["get_deployment"] = client_error("AccessDeniedException")
+    with pytest.raises(aws.AccessError, match="reading deployment d0 of API api1"):
+        release.release_check(api.client, "api1", "v2", STAGES)

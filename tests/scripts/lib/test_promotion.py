@@ -500,22 +500,22 @@ def test_set_alias_errors_other_than_the_lock_say_what_was_being_done() -> None:
 
 def test_require_version_checks_a_number_and_lists_the_published_ones() -> None:
     alias = LambdaAlias("1", published=("1", "2"))
-    promotion.require_version(alias.client, "fn", "2", "--to")
+    promotion.require_version(alias.client, "model-x", "2", "--to")
     assert alias.client.operations() == ["get_function"]
-    assert alias.client.arguments("get_function") == [{"FunctionName": "fn", "Qualifier": "2"}]
+    assert alias.client.arguments("get_function") == [{"FunctionName": "model-x", "Qualifier": "2"}]
     with pytest.raises(aws.UsageError, match=r"\(published: 1, 2\); pass one of those"):
-        promotion.require_version(alias.client, "fn", "live", "--to")
+        promotion.require_version(alias.client, "model-x", "live", "--to")
     # A name that is not a number is never looked up as a qualifier.
     assert alias.client.operations().count("get_function") == 1
     denied = FakeClient({"get_function": client_error("AccessDeniedException")})
-    with pytest.raises(aws.AccessError, match="checking version 2 of fn"):
-        promotion.require_version(denied, "fn", "2", "--to")
+    with pytest.raises(aws.AccessError, match="checking version 2 of model-x"):
+        promotion.require_version(denied, "model-x", "2", "--to")
 
 
 def test_the_version_listing_leaves_out_latest() -> None:
     alias = LambdaAlias("1", published=("1", "7"))
-    assert promotion.published_versions(alias.client, "fn") == ["1", "7"]
-    assert alias.client.calls == [("list_versions_by_function", {"FunctionName": "fn"})]
+    assert promotion.published_versions(alias.client, "model-x") == ["1", "7"]
+    assert alias.client.calls == [("list_versions_by_function", {"FunctionName": "model-x"})]
 
 
 @pytest.mark.parametrize(
@@ -841,24 +841,63 @@ def test_the_wait_covers_the_longest_accepted_config_and_a_margin() -> None:
 
 
 def test_the_check_asks_for_a_promotion_unless_the_alias_serves_the_candidate() -> None:
-    values, line = promotion.promotion_check(LambdaAlias("1").client, "fn", "live", "2")
+    values, line = promotion.promotion_check(LambdaAlias("1").client, "model-x", "live", "2")
     assert values == {"candidate-version": "2", "candidate-sha256": "sha-of-2", "promote": "true"}
     assert line == (
         "Promotion of version 2 awaits approval in `canary-promotion` (alias live serves "
         "version 1 at 100%)."
     )
-    values, line = promotion.promotion_check(LambdaAlias("2").client, "fn", "live", "2")
+    values, line = promotion.promotion_check(LambdaAlias("2").client, "model-x", "live", "2")
     assert values["promote"] == "false"
     assert line.startswith("Promotion skipped: alias live already serves version 2 at 100%")
     half_way = LambdaAlias("2", {"3": 0.1})
-    assert promotion.promotion_check(half_way.client, "fn", "live", "2")[0]["promote"] == "true"
+    assert (
+        promotion.promotion_check(half_way.client, "model-x", "live", "2")[0]["promote"] == "true"
+    )
 
 
 def test_a_version_whose_code_is_not_what_the_run_deployed_is_refused() -> None:
     alias = LambdaAlias("1")
-    promotion.require_deployed_code(alias.client, "fn", "2", "sha-of-2")
+    promotion.require_deployed_code(alias.client, "model-x", "2", "sha-of-2")
     with pytest.raises(aws.UsageError) as raised:
-        promotion.require_deployed_code(alias.client, "fn", "2", "sha-else")
+        promotion.require_deployed_code(alias.client, "model-x", "2", "sha-else")
     assert str(raised.value).startswith(
         "--version 2: its code (CodeSha256 sha-of-2) is not what this run deployed (sha-else)"
     )
+
+
+@pytest.mark.parametrize(
+    ("rollback", "said"),
+    [
+        ({"rollbackDeploymentId": "d-2"}, "; rollback d-2"),
+        ({"rollbackMessage": "by alarm"}, "; rollback ?: by alarm"),
+        ({}, ""),
+    ],
+)
+def test_a_failure_reason_names_the_rollback_with_what_codedeploy_gave(rollback, said) -> None:
+    info = _deployment("Failed", rollbackInfo=rollback)["deploymentInfo"]
+    assert promotion._failure_reason(info) == (
+        f"deployment d-1 Failed: ?: no error information{said}"
+    )
+
+
+def test_steps_may_be_written_with_spaces_anywhere() -> None:
+    assert promotion.parse_steps("1 0, 5 0,10 0") == (10, 50, 100)
+
+
+def test_a_deployment_that_cannot_be_read_says_which() -> None:
+    codedeploy = _codedeploy(client_error("DeploymentDoesNotExistException"), in_flight=["d-1"])
+    with pytest.raises(aws.NotFoundError, match="reading deployment d-1: not found"):
+        _promote_codedeploy(codedeploy, LambdaAlias("1"))
+
+
+def test_the_code_of_an_unpublished_version_is_refused_as_bad_input() -> None:
+    with pytest.raises(aws.UsageError, match="--version 9: function model-x has no published"):
+        promotion.code_sha256(LambdaAlias("1").client, "model-x", "9")
+    denied = LambdaAlias("1")
+    denied.client.answers["get_function"] = [
+        denied.get_function,
+        client_error("AccessDeniedException", "GetFunction"),
+    ]
+    with pytest.raises(aws.AccessError, match="reading version 2 of model-x"):
+        promotion.code_sha256(denied.client, "model-x", "2")
