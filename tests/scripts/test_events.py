@@ -885,3 +885,37 @@ def test_a_replay_that_aws_refuses_says_what_it_was_doing(operation, doing) -> N
     client.answers[operation] = client_error("AccessDeniedException")
     with pytest.raises(aws.AccessError, match=doing):
         events.replay(client, STACK, START, END, sleep=lambda _: None)
+
+
+def test_the_queue_is_read_in_batches_until_the_limit_is_reached() -> None:
+    batches = [
+        {"Messages": [_letter(f"m{i}", _valid()) for i in range(n, n + 2)]} for n in (0, 2, 4)
+    ]
+    sqs = FakeClient({"receive_message": batches})
+    assert len(events.dead_letters(sqs, _accepting_bus(), STACK, redrive=False, limit=4)) == 4
+    assert len(sqs.calls) == 2
+    many = {"Messages": [_letter(f"m{i}", _valid()) for i in range(150)]}
+    listed = events.dead_letters(FakeClient({"receive_message": many}), None, STACK, redrive=False)
+    assert len(listed) == 100
+
+
+def test_a_parked_event_s_reason_may_be_empty_and_its_problem_is_named() -> None:
+    letter = _letter("m1", {"id": "bad id!", "time": "t", "detail": {}})
+    letter["MessageAttributes"] = {"reason": {"DataType": "String"}}
+    sqs = FakeClient({"receive_message": [{"Messages": [letter]}, {}]})
+    (entry,) = events.dead_letters(sqs, None, STACK, redrive=False)
+    assert entry["reason"] == ""
+    assert entry["problem"] == "event field 'id' is missing or invalid: 'bad id!'"
+
+
+def test_a_redrive_the_bus_refuses_says_which_message() -> None:
+    sqs = FakeClient({"receive_message": [{"Messages": [_letter("m1", _valid())]}, {}]})
+    bus = FakeClient({"put_events": client_error("AccessDeniedException", "PutEvents")})
+    with pytest.raises(aws.AccessError, match="redriving m1 to bus bus-x"):
+        events.dead_letters(sqs, bus, STACK, redrive=True)
+
+
+def test_a_queue_that_cannot_be_read_says_which() -> None:
+    sqs = FakeClient({"receive_message": client_error("AccessDenied", "ReceiveMessage")})
+    with pytest.raises(aws.AccessError, match="reading dead-letter queue https://sqs/dlq-x"):
+        events.dead_letters(sqs, None, STACK, redrive=False)

@@ -590,14 +590,23 @@ class Waiter:
 
 
 def _codedeploy(info: dict, in_flight=(), waiter: Waiter | None = None) -> FakeClient:
+    def deployments(applicationName: str, deploymentGroupName: str, includeOnlyStatuses):
+        if (applicationName, deploymentGroupName) != ("app", "grp"):
+            raise client_error("DeploymentGroupDoesNotExistException", "ListDeployments")
+        return [{"deployments": list(in_flight)}]
+
     client = FakeClient(
         {"create_deployment": {"deploymentId": "d-1"}, "get_deployment": info},
-        {"list_deployments": [{"deployments": list(in_flight)}]},
+        {"list_deployments": deployments},
     )
     waiter = waiter or Waiter()
+
+    def get_waiter(name: str) -> Waiter:
+        assert name == "deployment_successful", name
+        return waiter
+
     client.waiter = waiter  # type: ignore[attr-defined]
-    client.answers["get_waiter"] = lambda: waiter
-    client.get_waiter = lambda name: waiter  # type: ignore[method-assign]
+    client.get_waiter = get_waiter  # type: ignore[method-assign]
     return client
 
 
@@ -901,3 +910,36 @@ def test_the_code_of_an_unpublished_version_is_refused_as_bad_input() -> None:
     ]
     with pytest.raises(aws.AccessError, match="reading version 2 of model-x"):
         promotion.code_sha256(denied.client, "model-x", "2")
+
+
+def test_a_wait_of_no_delay_and_one_check_is_accepted() -> None:
+    codedeploy = _codedeploy(_deployment("Succeeded"))
+    result, _ = _promote_codedeploy(
+        codedeploy, LambdaAlias("1"), waiter_delay=0, waiter_max_attempts=1
+    )
+    assert result.outcome == promotion.PROMOTED
+    assert codedeploy.waiter.waits[0]["WaiterConfig"] == {"Delay": 0, "MaxAttempts": 1}
+
+
+def test_alarms_without_a_cloudwatch_client_are_left_alone() -> None:
+    result, _ = _promote_codedeploy(
+        _codedeploy(_deployment("Succeeded")), LambdaAlias("1"), alarms=["errors"]
+    )
+    assert result.outcome == promotion.PROMOTED
+
+
+def test_a_codedeploy_start_that_cannot_be_recorded_is_noted_and_the_promotion_goes_on() -> None:
+    emitted: list[str] = []
+
+    def refuse_start(kind: str, **fields: object) -> None:
+        if kind == "canary-started":
+            raise aws.ScriptError("bus down")
+        emitted.append(kind)
+
+    result, _ = _promote_codedeploy(
+        _codedeploy(_deployment("Succeeded")), LambdaAlias("1"), emit=refuse_start
+    )
+    assert result.outcome == promotion.PROMOTED
+    assert emitted == ["promoted"]
+    (note,) = result.unrecorded
+    assert note.startswith("the `canary-started` event was not recorded (bus down)")
