@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 
 import pytest
 from botocore.stub import Stubber
@@ -236,6 +237,7 @@ def test_rollback_stops_in_flight_deployments_then_moves_the_alias_once() -> Non
     assert alias.moves == [("2", {}, "r0")]
     assert (alias.primary, alias.weights) == ("2", {})
     assert result.changed is True
+    assert (result.function, result.alias) == ("model-x", "live")
     assert result.stopped == ["d-1", "d-2"]
     # The version taken out of service is the one that had the weight.
     assert (result.from_version, result.to_version) == ("3", "2")
@@ -280,6 +282,7 @@ def test_already_on_the_version_changes_nothing_and_records_nothing() -> None:
     result = _rollback(alias, "2", _codedeploy(), application="app", group="grp")
     assert alias.moves == []
     assert result.changed is False
+    assert (result.function, result.alias) == ("model-x", "live")
     assert (result.from_version, result.to_version) == ("2", "2")
     assert result.emitted == []
     assert result.message == (
@@ -441,7 +444,8 @@ def test_cli_rolls_back_with_the_stack_s_clients_and_reports(monkeypatch, tmp_pa
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     alias = LambdaAlias("3")
     bus = FakeClient({"put_events": {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "E"}]}})
-    clients = {"lambda": alias.client, "s3": _history(), "events": bus, "codedeploy": _codedeploy()}
+    codedeploy = _codedeploy("d-7", "d-8")
+    clients = {"lambda": alias.client, "s3": _history(), "events": bus, "codedeploy": codedeploy}
     made = []
 
     def client(service, region=None):
@@ -450,7 +454,11 @@ def test_cli_rolls_back_with_the_stack_s_clients_and_reports(monkeypatch, tmp_pa
 
     monkeypatch.setattr(aws, "client", client)
     monkeypatch.setattr(events, "EMIT_BACKOFF_SECONDS", 0)
-    code = rollback.main(["--outputs", str(path), "--to", "1", "--reason", "why"])
+    # As the CLI gets them: from the command line.
+    monkeypatch.setattr(
+        sys, "argv", ["rollback", "--outputs", str(path), "--to", "1", "--reason", "why"]
+    )
+    code = rollback.main()
     assert code == 0
     assert alias.primary == "1"
     assert {region for _, region in made} == {"eu-west-3"}
@@ -462,10 +470,12 @@ def test_cli_rolls_back_with_the_stack_s_clients_and_reports(monkeypatch, tmp_pa
         "| target chosen by | --to |",
         "| from | 3 |",
         "| to | 1 |",
-        "| stopped deployments | none |",
+        "| stopped deployments | d-7, d-8 |",
         "| changed | yes |",
     ):
         assert row in out
+    detail = json.loads(bus.arguments("put_events")[0]["Entries"][0]["Detail"])
+    assert (detail["reason"], detail["stopped_deployments"]) == ("why", ["d-7", "d-8"])
     assert (
         "**Not recorded in the event history** (the rollback stands):\n- the `rolled-back`" in out
     )
@@ -475,9 +485,17 @@ def test_cli_rolls_back_with_the_stack_s_clients_and_reports(monkeypatch, tmp_pa
     assert len(bus.calls) == events.EMIT_ATTEMPTS
 
 
-def test_cli_without_codedeploy_outputs_makes_no_codedeploy_client(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "codedeploy",
+    [{}, {"codedeploy_application": "app"}, {"codedeploy_group": "grp"}],
+)
+def test_cli_without_codedeploy_outputs_makes_no_codedeploy_client(
+    monkeypatch, tmp_path, capsys, codedeploy
+):
     path = tmp_path / "outputs.json"
-    path.write_text(json.dumps({**_stack().values, "event_bus": "bus", "event_source": "src"}))
+    path.write_text(
+        json.dumps({**_stack().values, "event_bus": "bus", "event_source": "src", **codedeploy})
+    )
     alias = LambdaAlias("1")
     clients = {"lambda": alias.client, "s3": _history(), "events": FakeClient()}
     monkeypatch.setattr(aws, "client", lambda service, region=None: clients[service])
