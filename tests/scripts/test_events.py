@@ -919,3 +919,19 @@ def test_a_queue_that_cannot_be_read_says_which() -> None:
     sqs = FakeClient({"receive_message": client_error("AccessDenied", "ReceiveMessage")})
     with pytest.raises(aws.AccessError, match="reading dead-letter queue https://sqs/dlq-x"):
         events.dead_letters(sqs, None, STACK, redrive=False)
+
+
+def test_a_refused_entry_without_a_message_says_only_its_code() -> None:
+    bus = FakeClient({"put_events": {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "E"}]}})
+    with pytest.raises(aws.ScriptError) as raised:
+        events.emit(bus, STACK, "deployed", model="model-x", version="4")
+    assert str(raised.value).endswith("refused the 'deployed' event: E: ")
+
+
+def test_the_history_table_falls_back_on_eventbridge_s_time_and_no_author() -> None:
+    table = events._history_table(
+        [{"time": "T9", "detail": {"kind": "deployed", "version": "1", "at": "A", "x": "1"}}]
+    )
+    assert table.splitlines()[2] == "| A | deployed | 1 | x=1 |  |"
+    table = events._history_table([{"time": "T9", "detail": {"kind": "deployed", "version": "1"}}])
+    assert table.splitlines()[2] == "| T9 | deployed | 1 |  |  |"

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import sys
 from typing import Any
 
 import boto3
@@ -1010,7 +1011,8 @@ def test_cli_check_changes_nothing_and_prints_the_verdict(cli_release, capsys) -
 
 def test_cli_refuses_an_alias_the_api_may_not_invoke(cli_release, capsys) -> None:
     assert release.main(["--alias", "blue", "--outputs", cli_release["outputs"]]) == 2
-    assert "the API may invoke only alias 'live'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("release: --alias blue: the API may invoke only alias 'live'")
 
 
 @pytest.mark.parametrize("stages", [["v1"], {"v1": 1}, {"v1": ["v1"]}])
@@ -1056,3 +1058,52 @@ def test_reading_the_served_deployment_names_it_when_it_fails() -> None:
     api.client.answers["get_deployment"] = client_error("AccessDeniedException")
     with pytest.raises(aws.AccessError, match="reading deployment d0 of API api1"):
         release.release_check(api.client, "api1", "v2", STAGES)
+
+
+def test_cli_passes_the_doc_version_description_and_commit_on(
+    cli_release, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("GITHUB_SHA", SHA)
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            *("release", "--outputs", cli_release["outputs"], "--doc-version", "docs-1"),
+            *("--description", "by hand", "--version", "v1"),
+        ],
+    )
+    assert release.main() == 0
+    api = cli_release["api"]
+    assert api.client.arguments("create_documentation_version") == [
+        {"restApiId": "api1", "documentationVersion": "docs-1", "description": "by hand"}
+    ]
+    assert api.deployments["d2"].startswith("by hand [definition ")
+    out, err = capsys.readouterr()
+    # No URL for v1 in the outputs.
+    assert "| v1 | v1 | d1 -> d2 | live (model version 7) | docs-1 | n/a |" in out
+    assert err.splitlines()[-1].startswith("release: released v1: stage v1 of API api1")
+
+
+def test_cli_names_the_commit_in_the_default_description(cli_release, monkeypatch) -> None:
+    monkeypatch.setenv("GITHUB_SHA", SHA)
+    assert release.main(["--outputs", cli_release["outputs"]]) == 0
+    assert (
+        cli_release["api"]
+        .deployments["d2"]
+        .startswith(f"release v2 with alias live (model version 7) at {SHA[:12]} [definition ")
+    )
+
+
+def test_cli_check_reads_the_api_in_the_stack_s_region(cli_release, capsys) -> None:
+    assert release.main(["--check", "--outputs", cli_release["outputs"]]) == 0
+    assert cli_release["made"] == [("apigateway", "eu-west-3")]
+    out, err = capsys.readouterr()
+    assert out == "api-version=v2\nrelease=true\n"
+    assert err.startswith("release: Release of API v2 awaits approval")
+
+
+def test_cli_without_urls_reports_none(cli_release, capsys) -> None:
+    path = cli_release["tmp"] / "outputs.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "api_urls": "x"}))
+    assert release.main(["--outputs", str(path)]) == 0
+    assert "| v2-d2 | n/a |" in capsys.readouterr().out

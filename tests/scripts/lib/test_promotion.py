@@ -943,3 +943,49 @@ def test_a_codedeploy_start_that_cannot_be_recorded_is_noted_and_the_promotion_g
     assert emitted == ["promoted"]
     (note,) = result.unrecorded
     assert note.startswith("the `canary-started` event was not recorded (bus down)")
+
+
+def test_an_interrupt_while_resuming_names_the_resumed_weight() -> None:
+    alias = LambdaAlias("1", {"2": 0.5})
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    result, emitted = _promote(alias, Alarms(errors="OK", latency="OK"), sleep=interrupted)
+    assert result.outcome == promotion.INTERRUPTED
+    assert emitted[-1][1]["reason"] == "interrupt at 50%"
+    assert (alias.primary, alias.weights) == ("1", {})
+
+
+def test_an_aws_error_is_a_step_of_the_report() -> None:
+    alias = LambdaAlias("1")
+    alias.client.answers["update_alias"] = [
+        alias.update_alias,
+        client_error("ServiceException", "UpdateAlias", "boom"),
+        alias.update_alias,
+    ]
+    clock = Clock()
+    shift_results: list = []
+    original = promotion._AliasShift.abandon
+
+    def keep_result(self, error, weight):
+        shift_results.append(self.result)
+        original(self, error, weight)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(promotion._AliasShift, "abandon", keep_result)
+        with pytest.raises(aws.ScriptError):
+            _promote(alias, Alarms(errors="OK", latency="OK"), clock)
+    (result,) = shift_results
+    assert result.steps[-1] == Step("50%", "+60s", "(AWS error: rolled back)")
+
+
+def test_a_promotion_whose_record_fails_is_promoted_and_says_how_to_record_it() -> None:
+    def refuse_promoted(kind: str, **fields: object) -> None:
+        if kind == "promoted":
+            raise aws.ScriptError("bus down")
+
+    result, _ = _promote(LambdaAlias("1"), Alarms(errors="OK", latency="OK"), emit=refuse_promoted)
+    assert result.outcome == promotion.PROMOTED
+    (note,) = result.unrecorded
+    assert note.startswith("the `promoted` event was not recorded (bus down)")
