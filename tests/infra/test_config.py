@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -381,3 +382,39 @@ def test_a_stack_file_overrides_by_unqualified_key_and_may_be_empty(tmp_path: Pa
     assert config.read_project_config("e", tmp_path) == ("demo", {"a": 1, "aws:region": "x"})
     (tmp_path / "Pulumi.n.yaml").write_text("config:\n")
     assert config.read_project_config("n", tmp_path)[1] == {"a": 1, "aws:region": "x"}
+
+
+# The parsers are built once, when the module loads; these take the builders at their word
+# for any bounds, options and pattern, not only the ones the settings use.
+
+
+def test_an_integer_parser_takes_whole_numbers_from_low_to_high_as_json_or_values() -> None:
+    parse = config._int(5, 7)
+    assert [parse("k", 5), parse("k", "6"), parse("k", 7)] == [5, 6, 7]
+    for bad in (4, 8, "4", "8", True, False, 6.0, "6.5", "six", None, [6]):
+        with pytest.raises(config.ConfigError) as raised:
+            parse("k", bad)
+        assert str(raised.value) == f"config k={bad!r} is not valid: an integer from 5 to 7"
+
+
+def test_a_choice_parser_takes_only_its_options_numbers_as_json() -> None:
+    numbers = config._choice((2, 4))
+    assert (numbers("k", "2"), numbers("k", 4)) == (2, 4)
+    for bad in ("3", 3, True, "[2]"):
+        with pytest.raises(config.ConfigError) as raised:
+            numbers("k", bad)
+        assert str(raised.value) == f"config k={bad!r} is not valid: one of 2, 4"
+    words = config._choice(("a", "b"))
+    assert words("k", "b") == "b"
+    for bad in ('"a"', "A", 1):
+        with pytest.raises(config.ConfigError, match=r"one of a, b$"):
+            words("k", bad)
+
+
+def test_a_pattern_parser_takes_whole_matches_of_text_only() -> None:
+    parse = config._pattern(re.compile(r"a+"), "some a's")
+    assert parse("k", "aaa") == "aaa"
+    for bad in ("aab", "baa", "", 1, None):
+        with pytest.raises(config.ConfigError) as raised:
+            parse("k", bad)
+        assert str(raised.value) == f"config k={bad!r} is not valid: some a's"

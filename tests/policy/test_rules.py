@@ -119,7 +119,21 @@ def test_a_violation_names_its_rule_level_and_resource() -> None:
     assert violation.level == "mandatory"
     assert violation.resource_name == "model"
     assert str(violation) == "[lambda-timeout] model: too long"
-    assert violation.as_dict()["urn"] == urn(FUNCTION, "model")
+    # What `synth --format json` and the pack report: every field, by name.
+    assert violation.as_dict() == {
+        "rule": "lambda-timeout",
+        "level": "mandatory",
+        "resource": "model",
+        "urn": urn(FUNCTION, "model"),
+        "message": "too long",
+    }
+
+
+def test_a_stack_wide_violation_names_no_resource() -> None:
+    violation = rules.Violation(rules.BUCKET_ENCRYPTED, "", "no buckets")
+    assert violation.resource_name == ""
+    assert str(violation) == "[bucket-encrypted] <stack>: no buckets"
+    assert violation.as_dict()["resource"] == ""
 
 
 # --- bucket-encrypted -------------------------------------------------------------------------
