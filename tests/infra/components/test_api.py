@@ -112,10 +112,19 @@ def test_auth_choice_decides_what_a_caller_must_bring(auth, authorization, key_r
     plans = synthesis.of_type("aws:apigateway/usagePlan:UsagePlan")
     if key_required:
         (plan,) = plans
-        assert {s["stage"] for s in plan.inputs["apiStages"]} == {"v1-stage", "v2-stage"}
+        api_id = mocked_api_id(synthesis)
+        assert sorted(plan.inputs["apiStages"], key=lambda s: s["stage"]) == [
+            {"apiId": api_id, "stage": "v1-stage"},
+            {"apiId": api_id, "stage": "v2-stage"},
+        ]
         assert plan.inputs["throttleSettings"] == {"rateLimit": 10, "burstLimit": 20}
+        assert plan.inputs["name"] == "mlship-feature-x-api"
+        key = synthesis.one("aws:apigateway/apiKey:ApiKey")
+        assert key.inputs["name"] == "mlship-feature-x-api"
         link = synthesis.one("aws:apigateway/usagePlanKey:UsagePlanKey")
         assert link.inputs["keyType"] == "API_KEY"
+        component = synthesis.one("mlship:components:ApiVersions", "api")
+        assert {r.parent for r in (plan, key, link)} == {component.urn}
     else:
         assert plans == []
 
