@@ -418,3 +418,9 @@ def test_a_pattern_parser_takes_whole_matches_of_text_only() -> None:
         with pytest.raises(config.ConfigError) as raised:
             parse("k", bad)
         assert str(raised.value) == f"config k={bad!r} is not valid: some a's"
+
+
+def test_a_half_right_key_still_gets_a_suggestion() -> None:
+    # Half its letters in common with bakeSeconds: close enough to suggest it.
+    assert config.closest_key("bakeX") == "did you mean bakeSeconds?"
+    assert config.closest_key("notebook") == "did you mean notebookEnabled?"
