@@ -1,0 +1,120 @@
+"""CiAccess: which GitHub subject assumes which CI role, and what each may do to the state.
+
+Judged by effect, on the shared stack as the program synthesizes it, with the evaluator of
+tests/iam (tests/iam/test_access.py covers every duty's calls in depth).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import config, naming
+from infra.components.ci_access import (
+    DEPLOY,
+    DEPLOY_PROTECTED,
+    PREVIEW,
+    PROMOTE,
+    PROMOTE_PROTECTED,
+)
+from tests.iam import actions
+from tests.iam.evaluator import ALLOW, Request
+from tests.iam.model import ACCOUNT, REPOSITORY, AccessModel, access_model
+from tests.project import PROJECT
+
+SETTINGS = config.settings_for_stack(naming.SHARED_STACK)
+PROTECTED = list(dict.fromkeys([SETTINGS.default_branch, *SETTINGS.protected_branches]))
+FEATURE = "feature/x"
+
+
+@pytest.fixture(scope="module")
+def model(programs) -> AccessModel:
+    return access_model(programs.stack(naming.SHARED_STACK, githubRepository=REPOSITORY))
+
+
+def sub(context: str) -> str:
+    return f"repo:{REPOSITORY}:{context}"
+
+
+def subjects() -> list[tuple[str, set[str]]]:
+    feature = naming.slugify(FEATURE)
+    cases = [
+        (sub(f"ref:refs/heads/{FEATURE}"), {DEPLOY}),
+        (sub(f"environment:branch/{feature}"), {DEPLOY}),
+        (sub("pull_request"), {PREVIEW}),
+        (sub(f"environment:canary-promotion/{feature}"), set()),
+        (f"repo:{REPOSITORY.lower()}:pull_request", set()),
+        (f"repo:{REPOSITORY}-fork:ref:refs/heads/{FEATURE}", set()),
+        (sub("ref:refs/tags/v1"), set()),
+    ]
+    cases += [(sub(f"environment:{a}"), {PROMOTE}) for a in naming.APPROVAL_ENVIRONMENTS]
+    for branch in PROTECTED:
+        slug = naming.slugify(branch)
+        cases += [
+            (sub(f"ref:refs/heads/{branch}"), {DEPLOY, DEPLOY_PROTECTED}),
+            (sub(f"environment:branch/{slug}"), {DEPLOY, DEPLOY_PROTECTED}),
+        ]
+        cases += [
+            (sub(f"environment:{a}/{slug}"), {PROMOTE_PROTECTED})
+            for a in naming.APPROVAL_ENVIRONMENTS
+        ]
+    return cases
+
+
+def test_each_github_subject_assumes_exactly_its_roles(model) -> None:
+    assert {s: model.assumable(s) for s, _ in subjects()} == dict(subjects())
+    # A token minted for another audience assumes nothing.
+    assert model.assumable(sub(f"ref:refs/heads/{PROTECTED[0]}"), aud="https://x") == set()
+
+
+def _refused(model: AccessModel, duty: str, calls: list[actions.Call]) -> list[str]:
+    return [f"{c.action} {c.resource}" for c in calls if model.decide(duty, c.request()) != ALLOW]
+
+
+def _granted(model: AccessModel, duty: str, calls: list[actions.Call]) -> list[str]:
+    return [f"{c.action} {c.resource}" for c in calls if model.decide(duty, c.request()) == ALLOW]
+
+
+def test_a_branch_deploy_runs_its_own_state_and_only_reads_protected_ones(model) -> None:
+    own = naming.slugify(FEATURE)
+    assert _refused(model, DEPLOY, actions.backend_calls(PROJECT, own, model.state_bucket)) == []
+    for name in (naming.SHARED_STACK, *(naming.slugify(b) for b in PROTECTED)):
+        state = (PROJECT, name, model.state_bucket)
+        assert _refused(model, DEPLOY, actions.reads_of_state(*state)) == [], name
+        for duty in (PREVIEW, DEPLOY, PROMOTE):
+            assert _granted(model, duty, actions.writes_of_state(*state)) == [], (duty, name)
+
+
+def test_the_protected_deploy_runs_the_protected_stacks(model) -> None:
+    for branch in PROTECTED:
+        calls = actions.backend_calls(PROJECT, naming.slugify(branch), model.state_bucket)
+        assert _refused(model, DEPLOY_PROTECTED, calls) == [], branch
+    assert (
+        model.decide(DEPLOY_PROTECTED, Request("kms:Decrypt", model.outputs["secrets_key_arn"]))
+        == ALLOW
+    )
+
+
+def test_preview_reads_and_never_writes(model) -> None:
+    own = naming.slugify(FEATURE)
+    assert _granted(model, PREVIEW, actions.writes_of_state(PROJECT, own, model.state_bucket)) == []
+    function = f"arn:aws:lambda:{model.region}:{ACCOUNT}:function:{PROJECT}-{own}-model"
+    assert model.decide(PREVIEW, Request("lambda:GetFunction", function)) == ALLOW
+    assert model.decide(PREVIEW, Request("lambda:UpdateFunctionCode", function)) != ALLOW
+
+
+def test_a_branch_deploy_changes_its_own_resources_and_no_protected_ones(model) -> None:
+    versions = SETTINGS.api_versions
+    own = naming.branch_names(PROJECT, naming.branch_stack(FEATURE, PROTECTED), ACCOUNT, versions)
+    function = f"arn:aws:lambda:{model.region}:{ACCOUNT}:function:{own.model_function}"
+    assert model.decide(DEPLOY, Request("lambda:UpdateFunctionCode", function)) == ALLOW
+    assert (
+        model.decide(DEPLOY, Request("s3:PutObject", f"arn:aws:s3:::{own.artifact_bucket}/x"))
+        == ALLOW
+    )
+    for branch in PROTECTED:
+        names = naming.branch_names(
+            PROJECT, naming.branch_stack(branch, PROTECTED), ACCOUNT, versions
+        )
+        theirs = f"arn:aws:lambda:{model.region}:{ACCOUNT}:function:{names.model_function}"
+        assert model.decide(DEPLOY, Request("lambda:UpdateFunctionCode", theirs)) != ALLOW
+        assert model.decide(DEPLOY_PROTECTED, Request("lambda:UpdateFunctionCode", theirs)) == ALLOW
