@@ -12,9 +12,11 @@ from infra import config, naming
 from infra.components.ci_access import (
     DEPLOY,
     DEPLOY_PROTECTED,
+    DUTIES,
     PREVIEW,
     PROMOTE,
     PROMOTE_PROTECTED,
+    READ_ONLY_POLICY,
 )
 from tests.iam import actions
 from tests.iam.evaluator import ALLOW, Request
@@ -118,3 +120,49 @@ def test_a_branch_deploy_changes_its_own_resources_and_no_protected_ones(model) 
         theirs = f"arn:aws:lambda:{model.region}:{ACCOUNT}:function:{names.model_function}"
         assert model.decide(DEPLOY, Request("lambda:UpdateFunctionCode", theirs)) != ALLOW
         assert model.decide(DEPLOY_PROTECTED, Request("lambda:UpdateFunctionCode", theirs)) == ALLOW
+
+
+@pytest.fixture(scope="module")
+def shared(programs):
+    return programs.stack(naming.SHARED_STACK, githubRepository=REPOSITORY)
+
+
+def test_each_duty_uses_the_secrets_key_of_its_stack_kind_and_never_the_other(model) -> None:
+    protected_key = model.outputs["secrets_key_arn"]
+    ephemeral_key = model.outputs["ephemeral_secrets_key_arn"]
+    for duty in DUTIES:
+        mine, other = (
+            (protected_key, ephemeral_key)
+            if duty in (DEPLOY_PROTECTED, PROMOTE_PROTECTED)
+            else (ephemeral_key, protected_key)
+        )
+        for action in ("kms:Encrypt", "kms:Decrypt"):
+            assert model.decide(duty, Request(action, other)) != ALLOW, (duty, action)
+            # Preview only reads the state, so it only decrypts.
+            if duty != PREVIEW or action == "kms:Decrypt":
+                assert model.decide(duty, Request(action, mine)) == ALLOW, (duty, action)
+
+
+def test_role_sessions_last_the_hour_the_promote_job_counts_on(shared) -> None:
+    roles = {r.name: r for r in shared.of_type("aws:iam/role:Role") if r.name.startswith("ci-")}
+    assert set(roles) == {f"ci-{duty}" for duty in DUTIES}
+    assert {r.inputs["maxSessionDuration"] for r in roles.values()} == {3600}
+    # Only preview carries a managed policy: AWS's read-only one.
+    assert roles[f"ci-{PREVIEW}"].inputs["managedPolicyArns"] == [READ_ONLY_POLICY]
+    assert all(
+        not r.inputs.get("managedPolicyArns")
+        for name, r in roles.items()
+        if name != f"ci-{PREVIEW}"
+    )
+
+
+def test_secrets_keys_rotate_outlive_the_stack_and_have_their_aliases(shared) -> None:
+    keys = shared.of_type("aws:kms/key:Key")
+    assert len(keys) == 2
+    for key in keys:
+        assert key.inputs["enableKeyRotation"] is True
+        assert key.inputs["deletionWindowInDays"] == 30
+        assert key.protect and key.retain_on_delete
+    aliases = {a.inputs["name"] for a in shared.of_type("aws:kms/alias:Alias")}
+    names = naming.shared_names(PROJECT, ACCOUNT)
+    assert aliases == {names.secrets_key_alias, names.ephemeral_secrets_key_alias}
