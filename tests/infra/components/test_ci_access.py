@@ -9,10 +9,13 @@ from __future__ import annotations
 import pytest
 
 from infra import config, naming
+from infra.components import type_token
 from infra.components.ci_access import (
+    AUDIENCE,
     DEPLOY,
     DEPLOY_PROTECTED,
     DUTIES,
+    GITHUB_OIDC_HOST,
     PREVIEW,
     PROMOTE,
     PROMOTE_PROTECTED,
@@ -166,3 +169,31 @@ def test_secrets_keys_rotate_outlive_the_stack_and_have_their_aliases(shared) ->
     aliases = {a.inputs["name"] for a in shared.of_type("aws:kms/alias:Alias")}
     names = naming.shared_names(PROJECT, ACCOUNT)
     assert aliases == {names.secrets_key_alias, names.ephemeral_secrets_key_alias}
+
+
+def test_the_github_provider_and_the_state_bucket_outlive_the_stack(shared) -> None:
+    (provider,) = shared.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    assert provider.inputs["url"] == f"https://{GITHUB_OIDC_HOST}"
+    assert provider.inputs["clientIdLists"] == [AUDIENCE]
+    assert provider.protect and provider.retain_on_delete
+    state = naming.shared_names(PROJECT, ACCOUNT).state_bucket
+    (bucket,) = [b for b in shared.of_type("aws:s3/bucket:Bucket") if b.physical_name == state]
+    assert bucket.protect and bucket.retain_on_delete
+    (versioning,) = [
+        v
+        for v in shared.of_type("aws:s3/bucketVersioning:BucketVersioning")
+        if v.inputs["bucket"] == state
+    ]
+    assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
+    assert shared.one(type_token("CiAccess")).parent_name == ""
+
+
+def test_without_its_own_provider_the_roles_trust_the_account_s_existing_one(programs) -> None:
+    synthesis = programs.stack(
+        naming.SHARED_STACK, githubRepository=REPOSITORY, createOidcProvider=False
+    )
+    assert synthesis.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider") == []
+    model = access_model(synthesis)
+    existing = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{GITHUB_OIDC_HOST}"
+    assert model.provider_arn == existing
+    assert model.assumable(sub("pull_request")) == {PREVIEW}
