@@ -22,7 +22,7 @@ from infra.components.ci_access import (
     READ_ONLY_POLICY,
 )
 from tests.iam import actions
-from tests.iam.evaluator import ALLOW, Request
+from tests.iam.evaluator import ALLOW, Request, evaluate
 from tests.iam.model import ACCOUNT, REPOSITORY, AccessModel, access_model
 from tests.project import PROJECT
 
@@ -197,3 +197,90 @@ def test_without_its_own_provider_the_roles_trust_the_account_s_existing_one(pro
     existing = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{GITHUB_OIDC_HOST}"
     assert model.provider_arn == existing
     assert model.assumable(sub("pull_request")) == {PREVIEW}
+
+
+def _names(branch: str, project: str = PROJECT) -> naming.BranchNames:
+    stack = naming.branch_stack(branch, PROTECTED)
+    return naming.branch_names(project, stack, ACCOUNT, SETTINGS.api_versions)
+
+
+def _alias(model: AccessModel, names: naming.BranchNames) -> str:
+    return f"arn:aws:lambda:{model.region}:{ACCOUNT}:function:{names.model_function}:live"
+
+
+def test_each_promote_role_moves_traffic_of_its_stack_kind_only(model) -> None:
+    own, protected = _alias(model, _names(FEATURE)), _alias(model, _names(PROTECTED[0]))
+    for duty, reaches in (
+        (PROMOTE, {own}),
+        (PROMOTE_PROTECTED, {protected}),
+        (PREVIEW, set()),
+    ):
+        for alias in (own, protected):
+            decision = model.decide(duty, Request("lambda:UpdateAlias", alias))
+            assert (decision == ALLOW) is (alias in reaches), (duty, alias)
+
+
+def test_a_role_a_branch_deploy_makes_is_bounded_to_ephemeral_stacks(model) -> None:
+    anything = [{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}]
+    ephemeral = model.boundaries[str(model.outputs["role_boundary_arn"])]
+    protected = model.boundaries[str(model.outputs["protected_role_boundary_arn"])]
+    own, theirs = _alias(model, _names(FEATURE)), _alias(model, _names(PROTECTED[0]))
+    for boundary, alias, allowed in (
+        (ephemeral, own, True),
+        (ephemeral, theirs, False),
+        (protected, theirs, True),
+    ):
+        decision = evaluate(anything, Request("lambda:UpdateAlias", alias), boundary=boundary)
+        assert (decision == ALLOW) is allowed, (alias, allowed)
+    role = f"arn:aws:iam::{ACCOUNT}:role/{_names(FEATURE).model_role}"
+    for arn, allowed in (
+        (model.outputs["role_boundary_arn"], True),
+        (model.outputs["protected_role_boundary_arn"], False),
+        (f"arn:aws:iam::{ACCOUNT}:policy/admin", False),
+        (None, False),
+    ):
+        context = {"iam:PermissionsBoundary": str(arn)} if arn else {}
+        for action in ("iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"):
+            decision = model.decide(DEPLOY, Request(action, role, context))
+            assert (decision == ALLOW) is allowed, (action, arn)
+    assert model.decide(DEPLOY, Request("iam:DeleteRolePermissionsBoundary", role)) != ALLOW
+
+
+def test_nothing_of_another_project_is_reachable(model) -> None:
+    other = PROJECT[:-1] + ("y" if PROJECT[-1] != "y" else "z")
+    names = _names(FEATURE, other)
+    foreign = [
+        Request(
+            "lambda:UpdateFunctionCode",
+            f"arn:aws:lambda:{model.region}:{ACCOUNT}:function:{names.model_function}",
+        ),
+        Request("s3:PutObject", f"arn:aws:s3:::{names.artifact_bucket}/x"),
+        Request("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{names.model_role}"),
+        Request(
+            "apigateway:PATCH",
+            f"arn:aws:apigateway:{model.region}::/restapis/abc/stages/v1",
+            {"aws:ResourceTag/project": other, "aws:ResourceTag/kind": "ephemeral"},
+        ),
+    ]
+    for duty in DUTIES:
+        assert [r.action for r in foreign if model.decide(duty, r) == ALLOW] == [], duty
+
+
+def test_no_ci_role_changes_the_shared_stack(model) -> None:
+    bucket = f"arn:aws:s3:::{model.state_bucket}"
+    requests = [
+        *[
+            Request(action, role.arn)
+            for role in model.roles.values()
+            for action in ("iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRole")
+        ],
+        Request("iam:CreatePolicyVersion", str(model.outputs["role_boundary_arn"])),
+        Request("s3:PutBucketPolicy", bucket),
+        Request("s3:DeleteBucket", bucket),
+        Request("s3:PutObject", f"{bucket}/.pulumi/meta.yaml"),
+        *[Request(action, key) for key in model.key_policies for action in ("kms:PutKeyPolicy",)],
+    ]
+    for duty in DUTIES:
+        assert [
+            f"{r.action} {r.resource}" for r in requests if model.decide(duty, r) == ALLOW
+        ] == []
