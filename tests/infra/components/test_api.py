@@ -266,3 +266,13 @@ def test_every_child_is_parented_to_the_component(case):
 def test_no_versions_is_refused():
     with pytest.raises(Exception, match="at least one version"):
         synth([])
+
+
+def test_documentation_waits_for_what_it_documents(case):
+    # API Gateway refuses a documentation part for a path or method that does not exist yet.
+    versions, synthesis = case
+    for version in versions:
+        resource = synthesis.one(T_RESOURCE, f"api-{version}")
+        method = synthesis.one(T_METHOD, f"api-{version}-any")
+        assert resource.urn in synthesis.one(T_DOC, f"api-{version}-doc").depends_on
+        assert method.urn in synthesis.one(T_DOC, f"api-{version}-any-doc").depends_on
