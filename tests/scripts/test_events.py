@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 import uuid
 
 import pytest
@@ -935,3 +936,14 @@ def test_the_history_table_falls_back_on_eventbridge_s_time_and_no_author() -> N
     assert table.splitlines()[2] == "| A | deployed | 1 | x=1 |  |"
     table = events._history_table([{"time": "T9", "detail": {"kind": "deployed", "version": "1"}}])
     assert table.splitlines()[2] == "| T9 | deployed | 1 |  |  |"
+
+
+def test_cli_reads_its_arguments_and_asks_aws_in_the_stack_s_region(
+    cli_clients, capsys, monkeypatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["events", "state", "--outputs", cli_clients["outputs"]])
+    assert events.main() == 0
+    assert "| live_version | 2 |" in capsys.readouterr().out
+    assert cli_clients["made"] == [("s3", "eu-west-3")]
+    assert events.main(["dlq", "--outputs", cli_clients["outputs"]]) == 0
+    assert cli_clients["made"][1:] == [("sqs", "eu-west-3"), ("events", "eu-west-3")]
