@@ -101,7 +101,9 @@ def mutants(session: nox.Session) -> None:
     """Mutation testing (mutmut) of the scope in pyproject's [tool.mutmut]; not on every push."""
     # Only here, not in requirements-dev: no other session or workflow needs it.
     _install(session, *DEV, *MODEL, "mutmut==3.8.1")
-    # mutmut keeps its results in mutants/ and reruns only mutants whose code changed.
+    # mutmut keeps its results in mutants/ and reruns only mutants whose code changed; a
+    # new test is mapped on the next run, but mutants already judged keep their verdict
+    # until named (`mutmut run NAME...`). A changed test selection starts over.
     session.run("mutmut", "run", "--max-children", str(os.cpu_count() or 1))
     # mutants/mutmut-cicd-stats.json: the counts `nox -s bench` reports as mutants.killed.
     session.run("mutmut", "export-cicd-stats")

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Benchmark, Context, contention, idle_target, last_json
+from bench.harness import Benchmark, Context, contention, last_json
 from bench.measure import median
 from bench.report import Figure, Target
 
@@ -46,7 +46,7 @@ class Synth(Benchmark):
             if not sample.ok:
                 raise RuntimeError(sample.failure())
             probes.append(last_json(sample))
-        # The evaluation's per-resource target is set for an idle core.
+        # Printed beside the per-resource figure: how much of a core this run had.
         share = contention(ctx, "synth")
         modules = list(probes[0].get("aws_modules", []))
         floor_argv = [ctx.python, "-c", "import pulumi, pulumi_aws"]
@@ -169,12 +169,16 @@ def synth_figures(  # noqa: PLR0917 - one figure set from one run's measurements
             value=median(per_resource),
             floor=median(bare),
             floor_label="bare CustomResource, same mocks",
-            target=idle_target("<=", 3, share, "ms"),
+            # A ratio, not milliseconds: the floor runs through the same SDK, mocks and
+            # core in the same run, so the machine's speed and load cancel out. 3x is the
+            # 3 ms set when a bare registration took 1 ms on an idle core.
+            target=Target("<=", 3, on="ratio", why="3 bare registrations per resource"),
             samples=per_resource,
             floor_samples=bare,
             notes=(
                 f"warm evaluation (imports done) / {resources} registrations, components "
-                "included; floor: as many plain resources through the same mock monitor"
+                "included; floor: as many plain resources through the same mock monitor; "
+                f"CPU share of a core in this run 1/{share:.1f}"
             ),
         ),
         Figure(

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import stat
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from _pytest.runner import runtestprotocol
 from hypothesis import settings
 
 from tests.moto_stack import build_deployed_stack
@@ -32,6 +36,18 @@ def starts_processes(fixture: Callable[..., Any]) -> Callable[..., Any]:
     fixture.starts_processes = True  # type: ignore[attr-defined]
     return fixture
 
+
+def _fresh_event_loop_executor() -> None:
+    # `nox -s mutants` runs each mutant's tests in a process forked from one that has
+    # evaluated programs. The engine's calls run in the event loop's default executor,
+    # whose threads a fork does not copy: a program that failed would wait on them forever.
+    with warnings.catch_warnings(), contextlib.suppress(RuntimeError):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # The loop makes a new executor on its next call that needs one.
+        asyncio.get_event_loop()._default_executor = None
+
+
+os.register_at_fork(after_in_child=_fresh_event_loop_executor)
 
 FAKE_PULUMI_MODULE = Path(__file__).resolve().parent / "fake_pulumi.py"
 # The `pulumi` executable: runs tests/fake_pulumi.py (read it for what it models) with
@@ -127,6 +143,21 @@ def seed_stack(fake, name: str, *, locked_by: str | None = None) -> None:
         lock.write_text(json.dumps(host))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    # `nox -s mutants` first runs the tests once to learn which functions each one reaches,
+    # then runs, per mutant, only those. A module or session fixture is set up by the first
+    # test that asks for it: the functions it reaches would be credited to that test alone,
+    # and the mutants there would never meet the others. During that pass every test sets
+    # up its fixtures anew (pytest's own protocol, tearing down everything after each test).
+    if os.environ.get("MUTANT_UNDER_TEST") != "stats":
+        return None
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    runtestprotocol(item, nextitem=None)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The tiers are chosen by what a test uses, not by where it lives.
     for item in items:
@@ -143,13 +174,21 @@ _RUNNING: list[pytest.Item] = []
 _SPAWNING_MARKERS = {"process", "moto", "act"}
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
-    _RUNNING.append(item)
-    try:
-        return (yield)
-    finally:
-        _RUNNING.remove(item)
+class _RunningTest:
+    """Keeps `_RUNNING` (a plugin object: this module's own pytest_runtest_protocol is
+    the mutation run's)."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
+        _RUNNING.append(item)
+        try:
+            return (yield)
+        finally:
+            _RUNNING.remove(item)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_RunningTest(), "running-test")
 
 
 _popen_init = subprocess.Popen.__init__

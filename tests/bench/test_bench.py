@@ -398,6 +398,23 @@ def test_synth_target_is_rederived_from_the_modules_floor_only_when_missed() -> 
     assert wall([4.8], 1.5).status == report.FAIL  # over 3x even of the modules' floor
 
 
+def test_a_resource_may_cost_three_bare_registrations_whatever_the_machine() -> None:
+    def per_resource(program_s: float, bare_s: float) -> Figure:
+        probe = {
+            "resources": 100,
+            "import_s": 0.2,
+            "evaluations_s": [1.0, program_s, program_s],
+            "bare_evaluations_s": [bare_s, bare_s, bare_s],
+        }
+        figures = synthesis.synth_figures([probe], [2.0], [1.0], [1.5], [100.0], [50.0], [])
+        return next(f for f in figures if f.name == "synth.ms_per_resource")
+
+    # 4 ms a resource on a slow machine whose bare registration takes 2 ms: within 3x.
+    assert per_resource(0.4, 0.2).status == report.PASS
+    # 2 ms a resource where a bare one takes 0.5 ms: 4x, over, fast machine or not.
+    assert per_resource(0.2, 0.05).status == report.FAIL
+
+
 def _pipeline(order: str, first: float, preview: float, code: int = 0) -> dict:
     return {
         "order": order,
@@ -476,7 +493,7 @@ def test_unit_tier_leaves_out_the_tests_that_need_a_moto_server_or_a_process() -
     collect = [sys.executable, "-m", "pytest", "--collect-only", "-q", *tiers.UNIT_TIER]
     # One collection of a moto-backed module, one whose tests drive the Pulumi CLI
     # stand-in, and a pure one (a pytest start-up is the cost of this test).
-    moto, cli = "tests/scripts/test_events.py", "tests/scripts/test_stack.py"
+    moto, cli = "tests/iam/test_traffic_in_moto.py", "tests/scripts/test_stack.py"
     listing = subprocess.run(
         [*collect, moto, f"{cli}::{DRIVES_THE_CLI}", f"{cli}::{READS_A_PATH}", PURE],
         cwd=ROOT,

@@ -109,7 +109,11 @@ def shared_model(region: str | None = None) -> AccessModel:
     overrides: dict[str, object] = {"githubRepository": REPOSITORY}
     if region is not None:
         overrides["aws:region"] = region
-    synthesis = synth.synthesize(naming.SHARED_STACK, overrides=overrides)
+    return access_model(synth.synthesize(naming.SHARED_STACK, overrides=overrides))
+
+
+def access_model(synthesis: synth.Synthesis) -> AccessModel:
+    """The access a synthesized shared stack (its githubRepository REPOSITORY) states."""
     document = json.loads(synth.render_json(synthesis))
     resources = tuple(document["resources"])
     by_name = {(r["type"], r["name"]): r for r in resources}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -119,7 +120,21 @@ def test_a_violation_names_its_rule_level_and_resource() -> None:
     assert violation.level == "mandatory"
     assert violation.resource_name == "model"
     assert str(violation) == "[lambda-timeout] model: too long"
-    assert violation.as_dict()["urn"] == urn(FUNCTION, "model")
+    # What `synth --format json` and the pack report: every field, by name.
+    assert violation.as_dict() == {
+        "rule": "lambda-timeout",
+        "level": "mandatory",
+        "resource": "model",
+        "urn": urn(FUNCTION, "model"),
+        "message": "too long",
+    }
+
+
+def test_a_stack_wide_violation_names_no_resource() -> None:
+    violation = rules.Violation(rules.BUCKET_ENCRYPTED, "", "no buckets")
+    assert violation.resource_name == ""
+    assert str(violation) == "[bucket-encrypted] <stack>: no buckets"
+    assert violation.as_dict()["resource"] == ""
 
 
 # --- bucket-encrypted -------------------------------------------------------------------------
@@ -696,3 +711,144 @@ def test_preview_s_unknown_tags_all_does_not_hide_the_provider_s_tags() -> None:
     assert rules.evaluate([untagged, queue], rules=[rules.REQUIRED_TAGS_RULE]) == []
     queue = resource("aws:sqs/queue:Queue", "q", via=untagged.urn, tagsAll={"project": "mlship"})
     assert len(rules.evaluate([untagged, queue], rules=[rules.REQUIRED_TAGS_RULE])) == 1
+
+
+# --- what each report says, and the cases between the rules' main paths ------------------------
+
+
+def test_a_setting_covers_a_bucket_known_by_its_id() -> None:
+    by_id = resource(BUCKET, "artifacts", id="mlship-x-artifacts")
+    assert check([by_id, encryption("mlship-x-artifacts")], rules.BUCKET_ENCRYPTED) == []
+    # An empty name matches nothing, not even a setting for "".
+    unnamed = resource(BUCKET, "artifacts", bucket="")
+    assert len(check([unnamed, encryption("")], rules.BUCKET_ENCRYPTED)) == 1
+
+
+def test_a_policy_statement_is_named_by_its_sid_else_its_position() -> None:
+    policy = document(
+        {"Effect": "Deny", "Action": "*", "Resource": "*"},
+        allow("s3:GetObject", "*"),
+        allow("*", "*", Sid="Everything"),
+        allow("iam:*", "*"),
+        allow("ec2:*", "*", Sid=7),
+    )
+    found = check([resource(ROLE_POLICY, "p", role="r", policy=policy)], rules.IAM_NO_STAR_ON_STAR)
+    assert [v.message for v in found] == [
+        f"'p' policy statement {label}: Allow {action} on Resource *; name the actions and "
+        "scope the resources (only actions without resource-level permissions may use *)"
+        for label, action in (("Everything", "*"), (3, "iam:*"), (4, "ec2:*"))
+    ]
+
+
+def test_an_inline_policy_is_named_by_its_name_else_its_position() -> None:
+    role = resource(
+        "aws:iam/role:Role",
+        "r",
+        inlinePolicies=[
+            {"name": "ok", "policy": document(allow("s3:GetObject", "arn:aws:s3:::b"))},
+            {"name": "wide", "policy": document(allow(["s3:*", "sqs:*"]))},
+            {"policy": document(allow("*"))},
+        ],
+    )
+    found = check([role], rules.IAM_NO_STAR_ON_STAR)
+    assert [v.message.split(";")[0] for v in found] == [
+        "'r' inlinePolicies[wide] statement 0: Allow s3:*, sqs:* on Resource *",
+        "'r' inlinePolicies[2] statement 0: Allow * on Resource *",
+    ]
+    unknown = resource("aws:iam/role:Role", "u", inlinePolicies=rules.UNKNOWN)
+    assert check([unknown], rules.IAM_NO_STAR_ON_STAR) == []
+
+
+def test_outside_a_key_policy_a_whole_service_on_everything_is_reported() -> None:
+    assert list(rules.star_on_star_statements({"Statement": [allow("kms:*")]})) == [
+        "statement 0: Allow kms:* on Resource *"
+    ]
+    assert (
+        list(rules.star_on_star_statements({"Statement": [allow("kms:*")]}, key_policy=True)) == []
+    )
+
+
+def test_each_resource_is_judged_for_its_tags_on_its_own() -> None:
+    tagged = resource(FUNCTION, "tagged")
+    stray = resource(FUNCTION, "stray", via="")
+    assert [v.urn for v in check([tagged, stray], rules.REQUIRED_TAGS_RULE)] == [stray.urn]
+
+
+@pytest.mark.parametrize(
+    ("via", "source"),
+    [
+        ("", "it names no provider (the default one carries no default tags)"),
+        ("urn:elsewhere", "its provider 'urn:elsewhere' is not in view"),
+    ],
+)
+def test_missing_tags_say_where_they_should_have_come_from(via: str, source: str) -> None:
+    (found,) = check([resource(FUNCTION, "f", via=via)], rules.REQUIRED_TAGS_RULE)
+    assert found.message == (
+        f"'f' lacks tags project, stack, kind, branch: {source} and it does not set them "
+        "itself; create it with the stack's aws.Provider (parent it to a component)"
+    )
+
+
+def test_a_provider_without_a_tag_is_named_and_empty_values_do_not_count() -> None:
+    untagged = provider(branch="")
+    (found,) = rules.evaluate([untagged, resource(FUNCTION, "f")], rules=[rules.REQUIRED_TAGS_RULE])
+    assert found.message.startswith(
+        "'f' lacks tags branch: provider 'aws' has no default tags for them and"
+    )
+    # A value still unknown in preview may well be set: judged at `up`.
+    later = provider(branch=None)
+    pending = resource(FUNCTION, "g", via=later.urn, tags={"branch": rules.UNKNOWN})
+    assert rules.evaluate([later, pending], rules=[rules.REQUIRED_TAGS_RULE]) == []
+
+
+def test_a_lambda_report_says_the_default_it_falls_back_on_and_the_range() -> None:
+    found = check([resource(FUNCTION, "model", timeout=None, memorySize=64)], rules.LAMBDA_TIMEOUT)
+    assert [v.message for v in found] == [
+        "function 'model' timeout is unset (Lambda's default 3 s): set it explicitly, 1-900 s",
+        "function 'model' memorySize is 64: set it explicitly, 128-10240 MB",
+    ]
+    found = check([resource(FUNCTION, "model", timeout=10)], rules.LAMBDA_TIMEOUT)
+    assert [v.message for v in found] == [
+        "function 'model' memorySize is unset (Lambda's default 128 MB): set it explicitly, "
+        "128-10240 MB"
+    ]
+    pending = resource(FUNCTION, "model", timeout=rules.UNKNOWN, memorySize=rules.UNKNOWN)
+    assert check([pending], rules.LAMBDA_TIMEOUT) == []
+
+
+def test_a_notebook_report_says_how_to_turn_it_off_or_allow_it() -> None:
+    (found,) = check([notebook()], rules.NO_EPHEMERAL_NOTEBOOK)
+    assert found.message == (
+        f"notebook instance {notebook().name!r} in an ephemeral stack bills every hour until "
+        "the branch is deleted: set notebookEnabled=false, or allow it explicitly (offline: "
+        "synth --allow-notebook; under pulumi: the policy pack's config "
+        "allowEphemeralNotebook=true)"
+    )
+    (found,) = rules.evaluate([notebook()], rules=[rules.NO_EPHEMERAL_NOTEBOOK])
+    assert " in a stack whose kind tag is missing bills" in found.message
+
+
+def test_registrations_keep_their_names_and_dependencies() -> None:
+    @dataclass
+    class Registered:
+        urn: str
+        type: str
+        name: str
+        custom: bool
+        provider: str
+        depends_on: list[str]
+        inputs: dict[str, Any]
+
+    bucket_urn = urn(BUCKET, "b")
+    # Components are not AWS resources: only custom ones are judged.
+    (view,) = rules.from_registrations(
+        [
+            Registered(bucket_urn, BUCKET, "b", True, PROVIDER.urn + "::id", [], {}),
+            Registered("c", "mlship:components:X", "c", False, "", [], {}),
+        ]
+    )
+    assert (view.name, view.provider, view.depends_on) == ("b", PROVIDER.urn, ())
+    (setting,) = rules.from_registrations(
+        [Registered("s", ENCRYPTION, "s", True, "", [bucket_urn], {"bucket": rules.UNKNOWN})]
+    )
+    assert setting.depends_on == (bucket_urn,)

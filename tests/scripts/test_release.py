@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
+import sys
 from typing import Any
 
 import boto3
@@ -14,6 +16,8 @@ from botocore.stub import Stubber
 
 from scripts import events, release
 from scripts.lib import aws, outputs
+from scripts.lib.progress import Progress
+from tests.fake_aws import FakeClient, client_error
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -567,3 +571,539 @@ def test_the_default_version_is_the_newest_by_number() -> None:
     assert release.newest_version({"v1": "v1", "v10": "v10", "v9": "v9"}) == "v10"
     with pytest.raises(release.aws.UsageError, match="name no version vN"):
         release.newest_version({})
+
+
+# --- the conversation with AWS, against in-process stand-ins (no moto: the unit tier) ------
+
+
+class ApiStandIn:
+    """API Gateway's side of a release: resources and methods, stages, deployments, docs."""
+
+    def __init__(self, paths=("/", "/v1", "/v1/{proxy+}", "/v2", "/health")) -> None:
+        self.resources = [
+            {"id": f"r{i}", "path": p, "resourceMethods": {"ANY": {}} if p != "/" else {}}
+            for i, p in enumerate(paths)
+        ]
+        self.methods = {
+            (r["id"], "ANY"): {
+                "authorizationType": "AWS_IAM",
+                "apiKeyRequired": False,
+                "methodIntegration": {"type": "AWS_PROXY", "httpMethod": "POST", "uri": "fn"},
+            }
+            for r in self.resources
+        }
+        self.stages = {"v1": {"deploymentId": "d1"}, "v2": {"deploymentId": "d0"}}
+        self.deployments = {"d0": "release v2 [definition old]", "d1": ""}
+        self.documentation: list[str] = []
+        self.client = FakeClient(
+            {
+                "get_stage": self.get_stage,
+                "get_method": lambda restApiId, resourceId, httpMethod: self.methods[
+                    (resourceId, httpMethod)
+                ],
+                "get_deployment": lambda restApiId, deploymentId: {
+                    "description": self.deployments[deploymentId]
+                },
+                "create_deployment": self.create_deployment,
+                "create_documentation_version": self.create_documentation_version,
+                "update_stage": self.update_stage,
+                "delete_deployment": self.delete_deployment,
+            },
+            {
+                "get_resources": lambda restApiId: [
+                    {"items": self.resources[:2]},
+                    {"items": self.resources[2:]},
+                ]
+            },
+        )
+        # A call naming another API is answered as API Gateway answers it.
+        for table in (self.client.answers, self.client.page_answers):
+            for operation, answer in table.items():
+                table[operation] = self._of_this_api(answer)
+
+    @staticmethod
+    def _of_this_api(answer):
+        def checked(restApiId: str, **kwargs):
+            if restApiId != "api1":
+                raise client_error("NotFoundException", "ApiGateway", f"no API {restApiId}")
+            return answer(restApiId=restApiId, **kwargs)
+
+        return checked
+
+    def get_stage(self, restApiId: str, stageName: str) -> dict:
+        if stageName not in self.stages:
+            raise client_error("NotFoundException", "GetStage")
+        return {"stageName": stageName, **self.stages[stageName]}
+
+    def create_deployment(self, restApiId: str, description: str) -> dict:
+        deployment_id = f"d{len(self.deployments)}"
+        self.deployments[deployment_id] = description
+        return {"id": deployment_id}
+
+    def create_documentation_version(self, restApiId, documentationVersion, description) -> dict:
+        if documentationVersion in self.documentation:
+            raise client_error("ConflictException", "CreateDocumentationVersion")
+        self.documentation.append(documentationVersion)
+        return {}
+
+    def update_stage(self, restApiId: str, stageName: str, patchOperations: list) -> dict:
+        for patch in patchOperations:
+            self.stages[stageName][patch["path"]] = patch["value"]
+        self.stages[stageName]["deploymentId"] = self.stages[stageName].pop("/deploymentId")
+        return {}
+
+    def delete_deployment(self, restApiId: str, deploymentId: str) -> dict:
+        if any(s["deploymentId"] == deploymentId for s in self.stages.values()):
+            raise client_error("BadRequestException", "DeleteDeployment", "in use by a stage")
+        del self.deployments[deploymentId]
+        return {}
+
+
+def _alias(version: str = "7", weights: dict | None = None, error: Exception | None = None):
+    routing = {"AdditionalVersionWeights": weights} if weights else {}
+    answer = error or {"FunctionVersion": version, "RoutingConfig": routing}
+    return FakeClient({"get_alias": answer})
+
+
+STAGES = {"v1": "v1", "v2": "v2"}
+
+
+def _release(api: ApiStandIn, lam=None, **kwargs) -> tuple[release.ReleaseResult, list]:
+    emitted: list[tuple[str, dict]] = []
+    arguments: dict[str, Any] = {
+        "api_id": "api1",
+        "version": "v2",
+        "stages": STAGES,
+        "function": "model-x",
+        "alias": "live",
+        "emit": lambda kind, **fields: emitted.append((kind, fields)),
+        "progress": Progress("release", total=5, stream=io.StringIO()),
+        **kwargs,
+    }
+    return release.release(api.client, lam or _alias(), **arguments), emitted
+
+
+def test_a_release_creates_a_deployment_records_its_docs_then_moves_one_stage() -> None:
+    api = ApiStandIn()
+    lam = _alias("7", {"8": 0.1})
+    result, emitted = _release(api, lam, git_sha=SHA)
+    assert [op for op in api.client.operations() if op not in ("get_resources", "get_method")] == [
+        "get_stage",
+        "create_deployment",
+        "create_documentation_version",
+        "update_stage",
+    ]
+    assert lam.calls == [("get_alias", {"FunctionName": "model-x", "Name": "live"})]
+    deployment = result.deployment_id
+    description = f"release v2 with alias live (model version 7) at {SHA[:12]}"
+    fingerprint = release.definition_fingerprint(api.client, "api1")
+    assert api.deployments[deployment] == f"{description} [definition {fingerprint}]"
+    assert api.client.arguments("create_documentation_version") == [
+        {
+            "restApiId": "api1",
+            "documentationVersion": f"v2-{SHA[:12]}-{deployment}",
+            "description": description,
+        }
+    ]
+    assert api.stages["v2"] == {
+        "deploymentId": deployment,
+        "/variables/alias": "live",
+        "/documentationVersion": f"v2-{SHA[:12]}-{deployment}",
+    }
+    assert api.stages["v1"] == {"deploymentId": "d1"}
+    assert result == release.ReleaseResult(
+        api_id="api1",
+        version="v2",
+        stage="v2",
+        previous_deployment="d0",
+        deployment_id=deployment,
+        alias="live",
+        model_version="7",
+        documentation_version=f"v2-{SHA[:12]}-{deployment}",
+        description=description,
+    )
+    assert emitted == [
+        (
+            "released",
+            {
+                "version": "7",
+                "api_version": "v2",
+                "stage": "v2",
+                "deployment_id": deployment,
+                "previous_deployment": "d0",
+                "alias": "live",
+                "documentation_version": f"v2-{SHA[:12]}-{deployment}",
+                # A shift in progress is part of what the release serves.
+                "alias_weights": {"8": 0.1},
+            },
+        )
+    ]
+    assert result.message == (
+        f"released v2: stage v2 of API api1 serves deployment {deployment} (was d0) through "
+        f"alias live (model version 7), documentation v2-{SHA[:12]}-{deployment}"
+    )
+
+
+def test_a_release_without_a_commit_or_event_names_its_docs_after_the_deployment() -> None:
+    api = ApiStandIn()
+    result, _ = _release(api, emit=None, description="mine", doc_version=None)
+    assert result.documentation_version == f"v2-{result.deployment_id}"
+    assert result.description == "mine"
+    assert api.deployments[result.deployment_id].startswith("mine [definition ")
+    plain, _ = _release(ApiStandIn(), emit=None)
+    assert plain.description == "release v2 with alias live (model version 7)"
+
+
+def test_a_given_doc_version_is_used_and_one_the_api_has_changes_nothing() -> None:
+    api = ApiStandIn()
+    result, _ = _release(api, doc_version="v2-first")
+    assert result.documentation_version == "v2-first"
+    deployments = dict(api.deployments)
+    stage = dict(api.stages["v2"])
+    with pytest.raises(aws.UsageError) as raised:
+        _release(api, doc_version="v2-first")
+    assert str(raised.value).startswith(
+        "--doc-version v2-first: API api1 already has this documentation version; pass a new "
+        "one (the new deployment d"
+    )
+    assert "was deleted again; the stage is unchanged" in str(raised.value)
+    assert (api.deployments, api.stages["v2"]) == (deployments, stage)
+
+
+def test_a_failed_doc_version_deletes_the_deployment_and_says_so() -> None:
+    api = ApiStandIn()
+    api.client.answers["create_documentation_version"] = client_error("TooManyRequestsException")
+    with pytest.raises(aws.ScriptError) as raised:
+        _release(api)
+    assert type(raised.value) is aws.ScriptError
+    message = str(raised.value)
+    assert message.startswith("recording documentation version v2-d2: AWS said TooManyRequests")
+    assert message.endswith("the new deployment d2 was deleted again; the stage is unchanged")
+    assert "d2" not in api.deployments
+    assert api.client.arguments("delete_deployment") == [
+        {"restApiId": "api1", "deploymentId": "d2"}
+    ]
+
+
+def test_a_conflict_whose_cleanup_fails_is_not_bad_input() -> None:
+    api = ApiStandIn()
+    api.client.answers["create_documentation_version"] = client_error("ConflictException")
+    api.client.answers["delete_deployment"] = client_error("BadRequestException", message="busy")
+    with pytest.raises(aws.ScriptError) as raised:
+        _release(api)
+    assert not isinstance(raised.value, aws.UsageError)
+    assert "the new deployment d2 could NOT be deleted (busy); check which deployment" in str(
+        raised.value
+    )
+
+
+def test_a_failed_stage_update_deletes_the_deployment_and_keeps_the_docs() -> None:
+    api = ApiStandIn()
+    api.client.answers["update_stage"] = client_error("AccessDeniedException", message="no")
+    with pytest.raises(aws.ScriptError) as raised:
+        _release(api)
+    message = str(raised.value)
+    assert message.startswith("pointing stage v2 at deployment d2: access denied (no)")
+    assert message.endswith(
+        "; the new deployment d2 was deleted again; the stage is unchanged; documentation "
+        "version v2-d2 stays (it serves nothing)"
+    )
+    assert api.stages["v2"] == {"deploymentId": "d0"}
+    assert "d2" not in api.deployments
+
+
+def test_a_release_whose_event_is_refused_says_the_stage_moved() -> None:
+    api = ApiStandIn()
+
+    def refuse(kind: str, **fields: object) -> None:
+        raise aws.ScriptError("bus down")
+
+    with pytest.raises(aws.ScriptError) as raised:
+        _release(api, emit=refuse)
+    assert str(raised.value).startswith("released v2: stage v2 of API api1 serves deployment d2")
+    assert str(raised.value).endswith("; but the 'released' event was not recorded: bus down")
+    assert api.stages["v2"]["deploymentId"] == "d2"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"alias": "7"}, "--alias '7' is not a Lambda alias name"),
+        ({"alias": "a" * 129}, "is not a Lambda alias name: 1-128 letters"),
+        ({"alias": "blue", "invokable_alias": "live"}, "the API may invoke only alias 'live' of"),
+        ({"doc_version": "v2 first"}, "--doc-version 'v2 first' must be 1-64 letters"),
+        ({"doc_version": "v" * 65}, "must be 1-64 letters"),
+        ({"git_sha": "xyz"}, "GITHUB_SHA: "),
+        ({"version": "v3"}, "--version v3: API api1 has no version 'v3' (it has: v1, v2)"),
+        (
+            {"stages": {"v1": "v1", "v2": "v2", "v4": "v4"}, "version": "v4"},
+            "the stack outputs name stage 'v4' for it but API api1 has no /v4 resource",
+        ),
+        (
+            {"stages": {"v1": "v1"}, "version": "v2"},
+            "API api1 has /v2 but the stack outputs name no stage for it; re-read the outputs "
+            "after the stack's last deploy (it has: v1); pass one of those",
+        ),
+        ({"stages": {"v1": "v1", "v2": "gone"}}, "API api1 has no stage 'gone' for it"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_changes(kwargs, message) -> None:
+    api = ApiStandIn()
+    with pytest.raises(aws.UsageError) as raised:
+        _release(api, **kwargs)
+    assert message in str(raised.value)
+    changes = {"create_deployment", "create_documentation_version", "update_stage"}
+    assert not changes & set(api.client.operations())
+
+
+def test_the_invokable_alias_itself_and_any_alias_without_one_pass() -> None:
+    release.check_alias_name("live", "live", "fn")
+    release.check_alias_name("blue_2-x")
+    release.check_alias_name("a" * 128)
+    release.check_doc_version("v" * 64)
+    release.check_doc_version("v2.0_rc-1")
+
+
+def test_an_alias_the_function_lacks_is_bad_input_other_errors_are_not() -> None:
+    api = ApiStandIn()
+    missing = _alias(error=client_error("ResourceNotFoundException", "GetAlias"))
+    with pytest.raises(aws.UsageError, match="function model-x has no alias 'live'"):
+        _release(api, missing)
+    denied = _alias(error=client_error("AccessDeniedException", "GetAlias"))
+    with pytest.raises(aws.AccessError, match="reading alias live of model-x"):
+        _release(api, denied)
+    assert "create_deployment" not in api.client.operations()
+
+
+def test_a_stage_that_cannot_be_read_is_an_aws_error_not_bad_input() -> None:
+    api = ApiStandIn()
+    api.client.answers["get_stage"] = client_error("AccessDeniedException", "GetStage")
+    with pytest.raises(aws.AccessError, match="reading stage v2 of API api1"):
+        _release(api)
+
+
+def test_api_versions_are_the_top_level_major_versions_in_numeric_order() -> None:
+    api = ApiStandIn(paths=("/", "/v10", "/v2", "/v2/x", "/health", "/V3", "/v0", "/v1"))
+    assert release.api_versions(api.client, "api1") == ["v1", "v2", "v10"]
+    assert api.client.arguments("get_resources") == [{"restApiId": "api1"}]
+
+
+def test_the_fingerprint_follows_paths_methods_auth_keys_and_integrations() -> None:
+    api = ApiStandIn()
+    seen = {release.definition_fingerprint(api.client, "api1")}
+    assert len(next(iter(seen))) == 16
+    method = api.methods[("r3", "ANY")]
+    for change in (
+        lambda: method.update(authorizationType="NONE"),
+        lambda: method.update(apiKeyRequired=True),
+        lambda: method["methodIntegration"].update(uri="other"),
+        lambda: method["methodIntegration"].update(type="HTTP"),
+        lambda: method["methodIntegration"].update(httpMethod="GET"),
+        lambda: api.resources[3].update(path="/v3"),
+        lambda: api.resources[3]["resourceMethods"].update(GET={}),
+    ):
+        api.methods[("r3", "GET")] = dict(method)
+        change()
+        fingerprint = release.definition_fingerprint(api.client, "api1")
+        assert fingerprint not in seen
+        seen.add(fingerprint)
+    # What the integration does not name (its timeout, say) does not count.
+    method["methodIntegration"]["timeoutInMillis"] = 1
+    assert release.definition_fingerprint(api.client, "api1") in seen
+    assert {"restApiId": "api1", "resourceId": "r3", "httpMethod": "GET"} in api.client.arguments(
+        "get_method"
+    )
+
+
+def test_the_fingerprint_does_not_depend_on_listing_order() -> None:
+    api = ApiStandIn()
+    first = release.definition_fingerprint(api.client, "api1")
+    api.resources.reverse()
+    assert release.definition_fingerprint(api.client, "api1") == first
+
+
+def test_check_asks_for_a_release_unless_the_stage_serves_the_definition_as_it_is() -> None:
+    api = ApiStandIn()
+    values, line = release.release_check(api.client, "api1", "v2", STAGES)
+    assert values == {"api-version": "v2", "release": "true"}
+    assert line == "Release of API v2 awaits approval in `api-release` (its definition changed)."
+    assert api.client.arguments("get_deployment") == [{"restApiId": "api1", "deploymentId": "d0"}]
+    fingerprint = release.definition_fingerprint(api.client, "api1")
+    api.deployments["d0"] = f"release v2 [definition {fingerprint}]"
+    values, line = release.release_check(api.client, "api1", "v2", STAGES)
+    assert values == {"api-version": "v2", "release": "false"}
+    assert line == (
+        f"Release skipped: stage v2 already serves API v2's definition as it is now "
+        f"(fingerprint {fingerprint})."
+    )
+    api.stages["v2"] = {}
+    assert release.release_check(api.client, "api1", "v2", STAGES)[0]["release"] == "true"
+    assert len(api.client.arguments("get_deployment")) == 2
+
+
+def test_the_summary_names_the_move_and_the_url() -> None:
+    result = release.ReleaseResult("api1", "v2", "v2", "", "d2", "live", "7", "doc", "desc")
+    text = release.markdown(result, "")
+    assert text.startswith("### Release of API `v2`\n\n| version | stage | deployment | alias |")
+    assert text.endswith("| v2 | v2 | none -> d2 | live (model version 7) | doc | n/a |")
+    moved = release.ReleaseResult("api1", "v2", "v2", "d0", "d2", "live", "7", "doc", "desc")
+    assert release.markdown(moved, "https://x/v2").endswith(
+        "| d0 -> d2 | live (model version 7) | doc | https://x/v2 |"
+    )
+
+
+@pytest.fixture
+def cli_release(monkeypatch, tmp_path):
+    path = tmp_path / "outputs.json"
+    path.write_text(
+        json.dumps(
+            {
+                "api_id": "api1",
+                "api_stages": STAGES,
+                "api_urls": {"v2": "https://x/v2"},
+                "model_function": "model-x",
+                "model_alias": "live",
+                "event_bus": "bus",
+                "event_source": "src",
+                "region": "eu-west-3",
+            }
+        )
+    )
+    api = ApiStandIn()
+    clients = {
+        "apigateway": api.client,
+        "lambda": _alias(),
+        "events": FakeClient(
+            {"put_events": {"FailedEntryCount": 0, "Entries": [{"EventId": "1"}]}}
+        ),
+    }
+    made = []
+
+    def client(service, region=None):
+        made.append((service, region))
+        return clients[service]
+
+    monkeypatch.setattr(aws, "client", client)
+    return {"outputs": str(path), "api": api, "made": made, "tmp": tmp_path, **clients}
+
+
+def test_cli_releases_the_newest_version_and_reports_it(cli_release, capsys) -> None:
+    assert release.main(["--outputs", cli_release["outputs"]]) == 0
+    api = cli_release["api"]
+    assert api.stages["v2"]["deploymentId"] == "d2"
+    assert api.stages["v2"]["/variables/alias"] == "live"
+    out, err = capsys.readouterr()
+    assert out.startswith("### Release of API `v2`")
+    assert "| v2 | v2 | d0 -> d2 | live (model version 7) | v2-d2 | https://x/v2 |" in out
+    assert (cli_release["tmp"] / "step-summary.md").read_text() == out
+    assert err.startswith("release: [1/5] v2 releasable") or "release: released v2:" in err
+    assert {region for _, region in cli_release["made"]} == {"eu-west-3"}
+    (put,) = cli_release["events"].arguments("put_events")
+    assert json.loads(put["Entries"][0]["Detail"])["api_version"] == "v2"
+
+
+def test_cli_check_changes_nothing_and_prints_the_verdict(cli_release, capsys) -> None:
+    assert release.main(["--check", "--version", "v1", "--outputs", cli_release["outputs"]]) == 0
+    assert capsys.readouterr().out == "api-version=v1\nrelease=true\n"
+    assert "create_deployment" not in cli_release["api"].client.operations()
+    assert {service for service, _ in cli_release["made"]} == {"apigateway"}
+
+
+def test_cli_refuses_an_alias_the_api_may_not_invoke(cli_release, capsys) -> None:
+    assert release.main(["--alias", "blue", "--outputs", cli_release["outputs"]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("release: --alias blue: the API may invoke only alias 'live'")
+
+
+@pytest.mark.parametrize("stages", [["v1"], {"v1": 1}, {"v1": ["v1"]}])
+def test_cli_refuses_malformed_api_stages(cli_release, capsys, stages) -> None:
+    path = cli_release["tmp"] / "outputs.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "api_stages": stages}))
+    assert release.main(["--outputs", str(path)]) == 2
+    assert "'api_stages' must map versions to stage names" in capsys.readouterr().err
+
+
+def test_a_cleanup_refused_without_a_message_still_says_what_aws_said() -> None:
+    api = ApiStandIn()
+    api.client.answers["create_documentation_version"] = client_error("TooManyRequestsException")
+    bare = ClientError({"Error": {"Code": "BadRequestException"}}, "DeleteDeployment")
+    api.client.answers["delete_deployment"] = bare
+    with pytest.raises(aws.ScriptError) as raised:
+        _release(api)
+    assert f"could NOT be deleted ({bare}); check which deployment" in str(raised.value)
+
+
+def test_a_stage_serving_a_deployment_without_a_description_needs_a_release() -> None:
+    api = ApiStandIn()
+    api.client.answers["get_deployment"] = {}
+    assert release.release_check(api.client, "api1", "v2", STAGES)[0]["release"] == "true"
+
+
+@pytest.mark.parametrize(
+    ("operation", "doing"),
+    [
+        ("get_method", "reading ANY /health of API api1"),
+        ("create_deployment", "creating a deployment of API api1"),
+    ],
+)
+def test_an_aws_error_says_what_the_release_was_doing(operation, doing) -> None:
+    api = ApiStandIn()
+    api.client.answers[operation] = client_error("AccessDeniedException")
+    with pytest.raises(aws.AccessError, match=doing):
+        _release(api)
+
+
+def test_reading_the_served_deployment_names_it_when_it_fails() -> None:
+    api = ApiStandIn()
+    api.client.answers["get_deployment"] = client_error("AccessDeniedException")
+    with pytest.raises(aws.AccessError, match="reading deployment d0 of API api1"):
+        release.release_check(api.client, "api1", "v2", STAGES)
+
+
+def test_cli_passes_the_doc_version_description_and_commit_on(
+    cli_release, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("GITHUB_SHA", SHA)
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            *("release", "--outputs", cli_release["outputs"], "--doc-version", "docs-1"),
+            *("--description", "by hand", "--version", "v1"),
+        ],
+    )
+    assert release.main() == 0
+    api = cli_release["api"]
+    assert api.client.arguments("create_documentation_version") == [
+        {"restApiId": "api1", "documentationVersion": "docs-1", "description": "by hand"}
+    ]
+    assert api.deployments["d2"].startswith("by hand [definition ")
+    out, err = capsys.readouterr()
+    # No URL for v1 in the outputs.
+    assert "| v1 | v1 | d1 -> d2 | live (model version 7) | docs-1 | n/a |" in out
+    assert err.splitlines()[-1].startswith("release: released v1: stage v1 of API api1")
+
+
+def test_cli_names_the_commit_in_the_default_description(cli_release, monkeypatch) -> None:
+    monkeypatch.setenv("GITHUB_SHA", SHA)
+    assert release.main(["--outputs", cli_release["outputs"]]) == 0
+    assert (
+        cli_release["api"]
+        .deployments["d2"]
+        .startswith(f"release v2 with alias live (model version 7) at {SHA[:12]} [definition ")
+    )
+
+
+def test_cli_check_reads_the_api_in_the_stack_s_region(cli_release, capsys) -> None:
+    assert release.main(["--check", "--outputs", cli_release["outputs"]]) == 0
+    assert cli_release["made"] == [("apigateway", "eu-west-3")]
+    out, err = capsys.readouterr()
+    assert out == "api-version=v2\nrelease=true\n"
+    assert err.startswith("release: Release of API v2 awaits approval")
+
+
+def test_cli_without_urls_reports_none(cli_release, capsys) -> None:
+    path = cli_release["tmp"] / "outputs.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "api_urls": "x"}))
+    assert release.main(["--outputs", str(path)]) == 0
+    assert "| v2-d2 | n/a |" in capsys.readouterr().out

@@ -112,10 +112,19 @@ def test_auth_choice_decides_what_a_caller_must_bring(auth, authorization, key_r
     plans = synthesis.of_type("aws:apigateway/usagePlan:UsagePlan")
     if key_required:
         (plan,) = plans
-        assert {s["stage"] for s in plan.inputs["apiStages"]} == {"v1-stage", "v2-stage"}
+        api_id = mocked_api_id(synthesis)
+        assert sorted(plan.inputs["apiStages"], key=lambda s: s["stage"]) == [
+            {"apiId": api_id, "stage": "v1-stage"},
+            {"apiId": api_id, "stage": "v2-stage"},
+        ]
         assert plan.inputs["throttleSettings"] == {"rateLimit": 10, "burstLimit": 20}
+        assert plan.inputs["name"] == "mlship-feature-x-api"
+        key = synthesis.one("aws:apigateway/apiKey:ApiKey")
+        assert key.inputs["name"] == "mlship-feature-x-api"
         link = synthesis.one("aws:apigateway/usagePlanKey:UsagePlanKey")
         assert link.inputs["keyType"] == "API_KEY"
+        component = synthesis.one("mlship:components:ApiVersions", "api")
+        assert {r.parent for r in (plan, key, link)} == {component.urn}
     else:
         assert plans == []
 
@@ -257,3 +266,13 @@ def test_every_child_is_parented_to_the_component(case):
 def test_no_versions_is_refused():
     with pytest.raises(Exception, match="at least one version"):
         synth([])
+
+
+def test_documentation_waits_for_what_it_documents(case):
+    # API Gateway refuses a documentation part for a path or method that does not exist yet.
+    versions, synthesis = case
+    for version in versions:
+        resource = synthesis.one(T_RESOURCE, f"api-{version}")
+        method = synthesis.one(T_METHOD, f"api-{version}-any")
+        assert resource.urn in synthesis.one(T_DOC, f"api-{version}-doc").depends_on
+        assert method.urn in synthesis.one(T_DOC, f"api-{version}-any-doc").depends_on

@@ -34,7 +34,10 @@ BUCKET_TYPE = "aws:s3/bucket:Bucket"
 TARGET_TYPE = "aws:cloudwatch/eventTarget:EventTarget"
 
 
-def synth(protected: bool = False, retention: int = 30):
+BOUNDARY = f"arn:aws:iam::{MOCK_ACCOUNT_ID}:policy/mlship-boundary"
+
+
+def synth(protected: bool = False, retention: int = 30, **more: object):
     args = EventSourcingArgs(
         protected=protected,
         event_source=SOURCE,
@@ -51,6 +54,7 @@ def synth(protected: bool = False, retention: int = 30):
         memory_mb=256,
         timeout_seconds=10,
         log_retention_days=14,
+        **more,  # type: ignore[arg-type]
     )
     return run_under_mocks(
         lambda: EventSourcing("events", args), project="mlship", stack="feature-x", region=REGION
@@ -179,9 +183,27 @@ def test_an_event_waiting_in_the_dead_letter_queue_raises_an_alarm(ephemeral):
     # One message is enough: it fires at 1 and compares >=.
     assert alarm.inputs["threshold"] == 1
     assert alarm.inputs["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # Any one five-minute look that saw a message is enough, and an idle queue (no data)
+    # is a quiet one.
+    assert (alarm.inputs["statistic"], alarm.inputs["period"]) == ("Maximum", 300)
+    assert alarm.inputs["evaluationPeriods"] == 1
+    assert alarm.inputs["treatMissingData"] == "notBreaching"
     # Evaluated well within the queue's retention, so nothing expires unnoticed.
     window = alarm.inputs["period"] * alarm.inputs["evaluationPeriods"]
     assert window < DLQ_RETENTION_SECONDS
+    assert DLQ in alarm.inputs["alarmDescription"]
+
+
+def test_the_processor_runs_under_its_own_role_logs_and_boundary():
+    synthesis = synth(permissions_boundary=BOUNDARY)
+    role = synthesis.one("aws:iam/role:Role")
+    assert role.inputs["name"] == ROLE
+    assert role.inputs["permissionsBoundary"] == BOUNDARY
+    function = synthesis.one("aws:lambda/function:Function")
+    assert function.inputs["role"] == f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/{ROLE}"
+    assert (function.inputs["memorySize"], function.inputs["timeout"]) == (256, 10)
+    logs = synthesis.one("aws:cloudwatch/logGroup:LogGroup")
+    assert (logs.inputs["name"], logs.inputs["retentionInDays"]) == (LOG_GROUP, 14)
 
 
 def test_dead_letter_queue_is_encrypted_and_keeps_two_weeks(ephemeral):

@@ -288,3 +288,27 @@ def test_every_resource_is_parented_under_the_component():
         assert r.name == "model-testing" or r.name.startswith("model-testing-"), r.name
         if r is not component:
             assert r.parent in urns, r.name
+
+
+def test_the_buildspec_runs_its_commands_in_bash(default):
+    # `set -o pipefail`-style scripts and `[[ ]]` in a command need bash, not CodeBuild's sh.
+    spec = yaml.safe_load(default.one(PROJECT_TYPE).inputs["source"]["buildspec"])
+    assert spec["env"]["shell"] == "bash"
+
+
+def test_runner_and_notebook_start_only_once_their_permissions_exist():
+    synthesis = synth(notebook="mlship-feature-x-notebook")
+    training_policy = synthesis.one(POLICY_TYPE, "model-testing-training-policy")
+    log_group = synthesis.one("aws:cloudwatch/logGroup:LogGroup")
+    runner = synthesis.one(PROJECT_TYPE)
+    assert {training_policy.urn, log_group.urn} <= set(runner.depends_on)
+    sagemaker_policy = synthesis.one(POLICY_TYPE, "model-testing-sagemaker-policy")
+    assert sagemaker_policy.urn in synthesis.one(NOTEBOOK_TYPE).depends_on
+
+
+def test_both_roles_carry_the_role_boundary():
+    boundary = f"arn:aws:iam::{MOCK_ACCOUNT_ID}:policy/mlship-boundary"
+    synthesis = synth(permissions_boundary=boundary)
+    roles = synthesis.of_type(ROLE_TYPE)
+    assert {r.inputs["name"] for r in roles} == {TRAINING_ROLE, SAGEMAKER_ROLE}
+    assert {r.inputs.get("permissionsBoundary") for r in roles} == {boundary}

@@ -34,7 +34,7 @@ class ModelLambda:
     def __init__(self, broken: bool = False) -> None:
         self.broken, self.calls = broken, []
 
-    def invoke(self, FunctionName, Qualifier, Payload):  # noqa: N803 - boto3's names
+    def invoke(self, FunctionName, Qualifier, Payload):
         self.calls.append((FunctionName, Qualifier))
         if self.broken:
             body = {"errorMessage": "ImportError: model.json is invalid"}
