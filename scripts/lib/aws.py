@@ -127,8 +127,15 @@ def run(verb: str, body: Callable[[], int]) -> int:
 
 
 def pages(client_: Any, operation: str, key: str, **kwargs: object) -> list[Any]:
-    """Every item of a paginated listing (objects, or ids where the API lists ids)."""
+    """Every item of a paginated listing (objects, or ids where the API lists ids).
+
+    A refusal becomes a ScriptError, as from `call()`: what a verb does when AWS fails
+    mid-way (a promotion puts its alias back) must see a listing's failure too.
+    """
     items: list[Any] = []
-    for page in client_.get_paginator(operation).paginate(**kwargs):
-        items.extend(page.get(key, []))
+    try:
+        for page in client_.get_paginator(operation).paginate(**kwargs):
+            items.extend(page.get(key, []))
+    except ClientError as error:
+        raise _failure(error) from error
     return items

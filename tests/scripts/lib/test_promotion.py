@@ -92,6 +92,31 @@ def _promote(alias: LambdaAlias, cloudwatch: Alarms, clock: Clock | None = None,
     return result, emitted
 
 
+class FailingAlarms(Alarms):
+    """CloudWatch refusing to describe the alarms from the `fail_at`th poll on."""
+
+    def __init__(self, fail_at: int, **states: str | list[str]) -> None:
+        super().__init__(**states)
+        self.fail_at = fail_at
+
+    def describe(self, AlarmNames: list[str]) -> list[dict]:
+        if self.polls + 1 >= self.fail_at:
+            self.polls += 1
+            raise client_error("Throttling", "DescribeAlarms", "Rate exceeded")
+        return super().describe(AlarmNames)
+
+
+def test_alarms_that_cannot_be_read_mid_bake_put_the_alias_back() -> None:
+    # The first poll at 10% reads the alarms; the second is refused after botocore's
+    # retries: the promotion cannot judge the candidate, so traffic goes back.
+    alias, alarms = LambdaAlias("1"), FailingAlarms(3, errors="OK", latency="OK")
+    with pytest.raises(aws.ScriptError) as raised:
+        _promote(alias, alarms)
+    assert (alias.primary, alias.weights) == ("1", {})
+    assert "calling DescribeAlarms: AWS said Throttling" in str(raised.value)
+    assert "put back on version 1" in str(raised.value)
+
+
 def test_the_alias_moves_in_steps_baking_between_them_then_the_promotion_is_recorded() -> None:
     alias, alarms, clock = LambdaAlias("1"), Alarms(errors="OK", latency="OK"), Clock()
     result, emitted = _promote(alias, alarms, clock)
