@@ -142,8 +142,12 @@ def _choice(options: tuple[Any, ...]) -> Callable[[str, object], Any]:
     valid = "one of " + ", ".join(str(option) for option in options)
 
     def parse(key: str, value: object) -> Any:
-        parsed = _as_json(key, value, valid) if isinstance(options[0], int) else value
+        numeric = isinstance(options[0], int)
+        parsed = _as_json(key, value, valid) if numeric else value
+        # 7.0 == 7 in Python: a float would pass the membership test and reach AWS as one.
         if parsed not in options or isinstance(parsed, bool):
+            raise _fail(key, value, valid)
+        if numeric and not isinstance(parsed, int):
             raise _fail(key, value, valid)
         return parsed
 

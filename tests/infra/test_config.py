@@ -184,7 +184,8 @@ def test_an_integer_setting_takes_its_bounds_and_nothing_past_them(key, low, hig
 def test_log_retention_takes_only_what_cloudwatch_accepts() -> None:
     for days in config.LOG_RETENTION_DAYS:
         assert _settings(logRetentionDays=str(days)).log_retention_days == days
-    for days in (0, 2, 4000, True, "[7]"):
+    # "7.0" equals 7 once parsed, and would reach CloudWatch as a float.
+    for days in (0, 2, 4000, True, "[7]", "7.0", 7.0):
         with pytest.raises(config.ConfigError, match="one of 1, 3, 5, 7, 14"):
             _settings(logRetentionDays=days)
 
