@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,30 +56,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         out.writelines(json.dumps(record) + "\n" for record in _RECORDS)
 
 
-def read(folder: Path) -> dict[str, float]:
-    """Each distinct configuration evaluated under `folder`, with its fastest time."""
+@dataclass(frozen=True)
+class Recorded:
+    """What one tier's run recorded, read in one pass."""
+
+    fastest: dict[str, float]  # each distinct configuration, with its fastest time
+    made: int  # evaluations made, repeats included
+    act_chain: float  # the longest run of act tests one process made in turn, seconds
+
+
+def read(folder: Path) -> Recorded:
     fastest: dict[str, float] = {}
-    for record in _records(folder):
-        if "key" in record:
-            key, seconds = record["key"], float(record["seconds"])
-            fastest[key] = min(seconds, fastest.get(key, seconds))
-    return fastest
-
-
-def count(folder: Path) -> int:
-    """How many evaluations were made under `folder`, repeats included."""
-    return sum(1 for record in _records(folder) if "key" in record)
-
-
-def act_chain(folder: Path) -> float:
-    """The longest run of act tests one process made, one after another, in seconds."""
-    chains = [
-        sum(float(r["seconds"]) for r in _records(folder, path) if "act" in r)
-        for path in folder.glob("*.jsonl")
-    ]
-    return max(chains, default=0.0)
-
-
-def _records(folder: Path, path: Path | None = None) -> list[dict[str, Any]]:
-    paths = [path] if path else sorted(folder.glob("*.jsonl"))
-    return [json.loads(line) for p in paths for line in p.read_text().splitlines()]
+    made, chains = 0, [0.0]
+    for path in sorted(folder.glob("*.jsonl")):
+        chain = 0.0
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            seconds = float(record["seconds"])
+            if "key" in record:
+                made += 1
+                fastest[record["key"]] = min(seconds, fastest.get(record["key"], seconds))
+            elif "act" in record:
+                chain += seconds
+        chains.append(chain)
+    return Recorded(fastest, made, max(chains))

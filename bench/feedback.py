@@ -43,9 +43,10 @@ class Feedback(Benchmark):
             with tempfile.TemporaryDirectory(prefix="bench-evaluations-") as folder:
                 env = {**ctx.env, evaluations_plugin.ENV: folder}
                 run = ctx.run(f"feedback: {label} ({rep}/{ctx.repeat})", timed, env=env)
-                distinct = evaluations_plugin.read(Path(folder))
-                made.append(evaluations_plugin.count(Path(folder)))
-                acts.append(evaluations_plugin.act_chain(Path(folder)))
+                recorded = evaluations_plugin.read(Path(folder))
+            distinct = recorded.fastest
+            made.append(recorded.made)
+            acts.append(recorded.act_chain)
             shares.append(contention(ctx, f"feedback: {label} ({rep}/{ctx.repeat})"))
             collections.append(collect.wall_s)
             walls.append(run.wall_s)

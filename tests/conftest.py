@@ -21,7 +21,7 @@ from _pytest.runner import runtestprotocol
 from hypothesis import settings
 
 from tests.moto_stack import build_deployed_stack
-from tests.project import PROJECT
+from tests.project import PROJECT, ROOT
 
 # Property tests assert behaviour, never speed: no per-example deadline (a
 # loaded machine must not fail them), and in CI a fixed seed so a red run is
@@ -63,7 +63,6 @@ FAKE_PULUMI = textwrap.dedent(
     sys.exit(fake_pulumi.main(sys.argv[1:]))
     """
 ).replace("{folder!r}", repr(str(FAKE_PULUMI_MODULE.parent)))
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def policy_pack_with_venv(directory: Path, *, python: str = sys.executable) -> Path:
@@ -71,7 +70,7 @@ def policy_pack_with_venv(directory: Path, *, python: str = sys.executable) -> P
     pack = directory / "policy"
     pack.mkdir(parents=True)
     for name in ("PulumiPolicy.yaml", "requirements.txt", "__main__.py", "rules.py"):
-        (pack / name).write_text((REPO_ROOT / "policy" / name).read_text())
+        (pack / name).write_text((ROOT / "policy" / name).read_text())
     bin_dir = pack / "venv" / "bin"
     bin_dir.mkdir(parents=True)
     (pack / "venv" / "pyvenv.cfg").write_text(f"home = {Path(python).parent}\n")
@@ -99,7 +98,7 @@ def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[],
     log.touch()
     workspace = tmp_path / "workspace"
     workspace.mkdir()
-    (workspace / "Pulumi.yaml").write_text((REPO_ROOT / "Pulumi.yaml").read_text())
+    (workspace / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
     state = tmp_path / "backend"
     state.mkdir()
     pack = policy_pack_with_venv(tmp_path / "pack")

@@ -367,8 +367,9 @@ def test_the_evaluation_plugin_times_each_program_and_keeps_the_fastest_of_a_con
         synth.synthesize(stack, overrides={"branch": stack})
     evaluations.pytest_unconfigure(None)
     assert made == [(s, {"overrides": {"branch": s}}) for s in ("main", "feature-x", "main")]
-    fastest = evaluations.read(tmp_path)
-    assert len(fastest) == 2 and evaluations.count(tmp_path) == 3
+    recorded = evaluations.read(tmp_path)
+    fastest = recorded.fastest
+    assert len(fastest) == 2 and recorded.made == 3
     lines = next(tmp_path.glob("*.jsonl")).read_text().splitlines()
     times = [json.loads(line)["seconds"] for line in lines]
     main = next(k for k in fastest if '"main"' in k)
@@ -659,5 +660,6 @@ def test_the_act_runs_of_one_worker_make_a_chain_and_the_longest_is_the_floor(
             evaluations.pytest_runtest_logreport(r)
         evaluations.pytest_unconfigure(None)
     # Not the sum of all act tests (they ran side by side), not the test without `act`.
-    assert evaluations.act_chain(tmp_path) == pytest.approx(60.0)
-    assert evaluations.count(tmp_path) == 0 and evaluations.read(tmp_path) == {}
+    recorded = evaluations.read(tmp_path)
+    assert recorded.act_chain == pytest.approx(60.0)
+    assert recorded.made == 0 and recorded.fastest == {}

@@ -19,8 +19,8 @@ import yaml
 
 from infra import naming
 from scripts import stack
-from tests.conftest import REPO_ROOT, policy_pack_with_venv
-from tests.project import PROJECT
+from tests.conftest import policy_pack_with_venv
+from tests.project import PROJECT, ROOT
 
 BRANCH = "feature/Fancy_Model"
 STACK = naming.slugify(BRANCH)
@@ -263,7 +263,7 @@ def _deploy_in_a_process(fake, plan: Path, marker: Path) -> subprocess.Popen:
     )
     env = {**os.environ, "FAKE_PULUMI_HANG": "up", "FAKE_PULUMI_HANG_MARKER": str(marker)}
     process = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", code], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
     )
     for _ in range(400):
         if marker.is_file() and marker.read_text():
