@@ -20,6 +20,7 @@ import requests
 from _pytest.runner import runtestprotocol
 from hypothesis import settings
 
+from tests.iam.model import REPOSITORY, AccessModel, access_model
 from tests.moto_stack import build_deployed_stack
 from tests.project import PROJECT, ROOT
 
@@ -307,3 +308,15 @@ def shared_evaluations(programs: Programs, monkeypatch: pytest.MonkeyPatch) -> N
     """Every evaluation the code under test makes comes from `programs`: for tests of a CLI
     that only renders what the program registered."""
     monkeypatch.setattr("scripts.synth.synthesize", programs.evaluate)
+
+
+@pytest.fixture(scope="session")
+def access(programs: Programs) -> AccessModel:
+    """The shared stack's roles, trust, policies and keys, as synthesized (tests/iam/model.py).
+
+    Built inside the tests that read it, not when a module is imported: a mutation run then
+    sees which tests read it, and builds it anew for each mutant.
+    """
+    from infra import naming  # noqa: PLC0415
+
+    return access_model(programs.stack(naming.SHARED_STACK, githubRepository=REPOSITORY))

@@ -8,7 +8,7 @@ deployed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -16,7 +16,9 @@ from typing import Any
 from infra import config, naming
 from infra.components import ci_access, ci_duties
 from scripts import synth
+from tests.iam.actions import Call
 from tests.iam.evaluator import (
+    ALLOW,
     Request,
     can_assume_with_web_identity,
     evaluate,
@@ -81,6 +83,17 @@ class AccessModel:
         resource_policy = self.resource_policy(request.resource)
         return evaluate(list(role.policies), request, resource=resource_policy)
 
+    def refused(self, duty: str, calls: Iterable[Call]) -> list[tuple[str, str]]:
+        """The (action, resource) of each call the duty's role may not make."""
+        return [k for k, decision in self._decisions(duty, calls).items() if decision != ALLOW]
+
+    def granted(self, duty: str, calls: Iterable[Call]) -> list[tuple[str, str]]:
+        """The (action, resource) of each call the duty's role may make."""
+        return [k for k, decision in self._decisions(duty, calls).items() if decision == ALLOW]
+
+    def _decisions(self, duty: str, calls: Iterable[Call]) -> dict[tuple[str, str], str]:
+        return {(c.action, c.resource): self.decide(duty, c.request()) for c in calls}
+
     def resource_policy(self, arn: str) -> Mapping[str, Any] | None:
         bucket = f"arn:aws:s3:::{self.state_bucket}"
         if arn == bucket or arn.startswith(bucket + "/"):
@@ -105,7 +118,11 @@ def rows(synthesis: synth.Synthesis) -> list[dict[str, Any]]:
 
 @cache
 def shared_model(region: str | None = None) -> AccessModel:
-    """The shared stack's access, in Pulumi.yaml's region unless `region` is given."""
+    """The shared stack's access, in Pulumi.yaml's region unless `region` is given.
+
+    For the moto tier's module-level tables; the unit tests take the session fixture
+    `access` (tests/conftest.py) instead.
+    """
     overrides: dict[str, object] = {"githubRepository": REPOSITORY}
     if region is not None:
         overrides["aws:region"] = region

@@ -9,6 +9,7 @@ project's config, never from this file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import pytest
@@ -25,14 +26,14 @@ from infra.components.ci_duties import (
     PROMOTE_PROTECTED,
 )
 from scripts import synth
+from tests.conftest import Programs
 from tests.iam import actions
 from tests.iam.actions import Call, Target
 from tests.iam.evaluator import ALLOW, Request, evaluate, evaluate_kms
-from tests.iam.model import ACCOUNT, REPOSITORY, protected_branches, rows, shared_model
+from tests.iam.model import ACCOUNT, REPOSITORY, AccessModel, protected_branches, rows
 from tests.infra.test_naming import git_branches
+from tests.project import PROJECT
 
-MODEL = shared_model()
-PROJECT = MODEL.project
 PROTECTED = protected_branches()
 MAIN = PROTECTED[0]
 # Ephemeral branches whose names try to fall under a protected or shared name.
@@ -66,12 +67,10 @@ SHARED_ONLY = {
 class Stack:
     """A branch stack as synthesized: its kind, outputs and every call its resources need."""
 
-    def __init__(self, branch: str) -> None:
-        stack = synth.synthesize(
-            naming.slugify(branch),
-            # Every optional resource type, so the action table must cover them.
-            overrides={"branch": branch, "notebookEnabled": True, "apiAuth": "api-key"},
-        )
+    def __init__(self, branch: str, model: AccessModel, programs: Programs) -> None:
+        self.model = model
+        # Every optional resource type, so the action table must cover them.
+        stack = programs.branch(branch, notebookEnabled=True, apiAuth="api-key")
         self.branch = branch
         self.kind = stack.kind
         self.outputs = stack.outputs
@@ -81,7 +80,7 @@ class Stack:
             account=ACCOUNT,
             tags=naming.tags(PROJECT, stack_info),
             boundary=str(
-                MODEL.outputs[
+                model.outputs[
                     "protected_role_boundary_arn"
                     if stack.kind == "protected"
                     else "role_boundary_arn"
@@ -102,7 +101,7 @@ class Stack:
         ]
 
     def backend_calls(self) -> list[Call]:
-        return actions.backend_calls(PROJECT, self.name, MODEL.state_bucket)
+        return actions.backend_calls(PROJECT, self.name, self.model.state_bucket)
 
     def traffic_calls(self) -> list[Call]:
         config = synth.config.settings_for_stack(self.name)
@@ -117,30 +116,19 @@ class Stack:
         return actions.train_calls(self.outputs, self.target, self.names.training_log_group)
 
     def lock_calls(self) -> list[Call]:
-        return actions.lock_calls(PROJECT, self.name, MODEL.state_bucket)
+        return actions.lock_calls(PROJECT, self.name, self.model.state_bucket)
 
     def unlock_calls(self) -> list[Call]:
-        return actions.unlock_calls(PROJECT, self.name, MODEL.state_bucket)
+        return actions.unlock_calls(PROJECT, self.name, self.model.state_bucket)
 
     def dlq_calls(self) -> list[Call]:
         return actions.dlq_calls(self.outputs, self.target)
 
 
-@cache
-def stack(branch: str) -> Stack:
-    return Stack(branch)
-
-
-def decisions(duty: str, calls: list[Call]) -> dict[tuple[str, str], str]:
-    return {(c.action, c.resource): MODEL.decide(duty, c.request()) for c in calls}
-
-
-def refused(duty: str, calls: list[Call]) -> list[tuple[str, str]]:
-    return [k for k, decision in decisions(duty, calls).items() if decision != ALLOW]
-
-
-def granted(duty: str, calls: list[Call]) -> list[tuple[str, str]]:
-    return [k for k, decision in decisions(duty, calls).items() if decision == ALLOW]
+@pytest.fixture(scope="session")
+def stack(access: AccessModel, programs: Programs) -> Callable[[str], Stack]:
+    """A branch's stack as synthesized, evaluated once per session for each branch."""
+    return cache(lambda branch: Stack(branch, access, programs))
 
 
 def sub(context: str) -> str:
@@ -177,33 +165,39 @@ def expected_roles() -> list[tuple[str, set[str]]]:
 
 
 @pytest.mark.parametrize(("subject", "roles"), expected_roles())
-def test_each_github_subject_assumes_exactly_its_roles(subject: str, roles: set[str]) -> None:
-    assert MODEL.assumable(subject) == roles
+def test_each_github_subject_assumes_exactly_its_roles(
+    access: AccessModel, subject: str, roles: set[str]
+) -> None:
+    assert access.assumable(subject) == roles
 
 
-def test_a_token_for_another_audience_assumes_nothing() -> None:
-    assert MODEL.assumable(sub(f"ref:refs/heads/{MAIN}"), aud="https://github.com/acme") == set()
+def test_a_token_for_another_audience_assumes_nothing(access: AccessModel) -> None:
+    assert access.assumable(sub(f"ref:refs/heads/{MAIN}"), aud="https://github.com/acme") == set()
 
 
 @settings(max_examples=150, deadline=None)
 @given(git_branches, st.sampled_from(naming.APPROVAL_ENVIRONMENTS))
-def test_no_ephemeral_branch_name_reaches_a_protected_role(branch: str, approval: str) -> None:
+def test_no_ephemeral_branch_name_reaches_a_protected_role(
+    access: AccessModel, branch: str, approval: str
+) -> None:
     stack_ = naming.branch_stack(branch, PROTECTED)
     if stack_.protected:
         return
     slug = stack_.stack
-    assert MODEL.assumable(sub(f"ref:refs/heads/{stack_.branch}")) == {DEPLOY}
-    assert MODEL.assumable(sub(f"environment:branch/{slug}")) == {DEPLOY}
-    assert MODEL.assumable(sub(f"environment:{approval}/{slug}")) == set()
+    assert access.assumable(sub(f"ref:refs/heads/{stack_.branch}")) == {DEPLOY}
+    assert access.assumable(sub(f"environment:branch/{slug}")) == {DEPLOY}
+    assert access.assumable(sub(f"environment:{approval}/{slug}")) == set()
 
 
 # ------------------------------------------------------------------ inventory
 
 
-def test_every_resource_type_has_its_actions() -> None:
+def test_every_resource_type_has_its_actions(
+    access: AccessModel, stack: Callable[[str], Stack]
+) -> None:
     branch_types = {r["type"] for r in stack("feature/x").rows}
     assert branch_types - set(actions.RESOURCE_ACTIONS) == set()
-    shared_types = {r["type"] for r in MODEL.resources if not r["component"]}
+    shared_types = {r["type"] for r in access.resources if not r["component"]}
     assert shared_types - set(actions.RESOURCE_ACTIONS) - SHARED_ONLY == set()
 
 
@@ -211,23 +205,27 @@ def test_every_resource_type_has_its_actions() -> None:
 
 
 @pytest.mark.parametrize("branch", LOOK_ALIKES)
-def test_an_ephemeral_deploy_can_run_its_whole_stack(branch: str) -> None:
+def test_an_ephemeral_deploy_can_run_its_whole_stack(
+    access: AccessModel, stack: Callable[[str], Stack], branch: str
+) -> None:
     own = stack(branch)
     assert own.kind == "ephemeral"
-    assert refused(DEPLOY, own.resource_calls() + own.backend_calls()) == []
+    assert access.refused(DEPLOY, own.resource_calls() + own.backend_calls()) == []
     # A branch stack reads the shared stack's outputs (StackReference).
-    shared_state = actions.reads_of_state(PROJECT, naming.SHARED_STACK, MODEL.state_bucket)
-    assert refused(DEPLOY, shared_state) == []
+    shared_state = actions.reads_of_state(PROJECT, naming.SHARED_STACK, access.state_bucket)
+    assert access.refused(DEPLOY, shared_state) == []
 
 
 @settings(max_examples=150, deadline=None)
 @given(git_branches)
-def test_any_ephemeral_branch_deploys_its_own_names_and_never_a_protected_one(branch: str) -> None:
+def test_any_ephemeral_branch_deploys_its_own_names_and_never_a_protected_one(
+    access: AccessModel, branch: str
+) -> None:
     config = synth.config.settings_for_stack(naming.SHARED_STACK)
     own = naming.branch_stack(branch, PROTECTED)
     if own.protected:
         return
-    region = MODEL.region
+    region = access.region
 
     def calls(stack_: naming.BranchStack) -> list[Call]:
         n = naming.branch_names(PROJECT, stack_, ACCOUNT, config.api_versions)
@@ -250,13 +248,13 @@ def test_any_ephemeral_branch_deploys_its_own_names_and_never_a_protected_one(br
                 "events:PutRule",
                 f"arn:aws:events:{region}:{ACCOUNT}:rule/{n.event_bus}/{n.event_rule}",
             ),
-            *actions.backend_calls(PROJECT, stack_.stack, MODEL.state_bucket),
+            *actions.backend_calls(PROJECT, stack_.stack, access.state_bucket),
         ]
 
-    assert refused(DEPLOY, calls(own)) == []
+    assert access.refused(DEPLOY, calls(own)) == []
     for protected in PROTECTED:
         assert (
-            granted(
+            access.granted(
                 DEPLOY,
                 [c for c in calls(naming.branch_stack(protected, PROTECTED)) if not c.is_read],
             )
@@ -265,42 +263,54 @@ def test_any_ephemeral_branch_deploys_its_own_names_and_never_a_protected_one(br
 
 
 @pytest.mark.parametrize("protected", PROTECTED)
-def test_no_ephemeral_role_changes_a_protected_stack(protected: str) -> None:
+def test_no_ephemeral_role_changes_a_protected_stack(
+    access: AccessModel, stack: Callable[[str], Stack], protected: str
+) -> None:
     target = stack(protected)
     assert target.kind == "protected"
     owned = [c for c in target.resource_calls() + target.traffic_calls() if c.owned]
     for duty in (PREVIEW, DEPLOY, PROMOTE):
-        assert granted(duty, [c for c in owned if not c.is_read]) == [], duty
-        state = actions.writes_of_state(PROJECT, target.name, MODEL.state_bucket)
-        assert granted(duty, state) == [], duty
+        assert access.granted(duty, [c for c in owned if not c.is_read]) == [], duty
+        state = actions.writes_of_state(PROJECT, target.name, access.state_bucket)
+        assert access.granted(duty, state) == [], duty
     # The ephemeral deploy role cannot even read a protected stack's resources...
-    assert granted(DEPLOY, owned) == []
+    assert access.granted(DEPLOY, owned) == []
     # ...but may read its state (outputs), as a StackReference would.
-    assert refused(DEPLOY, actions.reads_of_state(PROJECT, target.name, MODEL.state_bucket)) == []
+    assert (
+        access.refused(
+            DEPLOY,
+            actions.reads_of_state(PROJECT, target.name, access.state_bucket),
+        )
+        == []
+    )
 
 
 @pytest.mark.parametrize("protected", PROTECTED)
-def test_the_protected_deploy_can_run_a_protected_stack(protected: str) -> None:
+def test_the_protected_deploy_can_run_a_protected_stack(
+    access: AccessModel, stack: Callable[[str], Stack], protected: str
+) -> None:
     target = stack(protected)
-    assert refused(DEPLOY_PROTECTED, target.resource_calls() + target.backend_calls()) == []
+    assert access.refused(DEPLOY_PROTECTED, target.resource_calls() + target.backend_calls()) == []
 
 
-def test_the_drift_check_reads_every_protected_stack_and_shared() -> None:
+def test_the_drift_check_reads_every_protected_stack_and_shared(access: AccessModel) -> None:
     # `refresh --preview-only` takes no lock (pulumi/pulumi pkg/backend/diy/backend.go,
     # Refresh): reading the state and decrypting its secrets is all it needs.
     for name in (naming.SHARED_STACK, *(naming.slugify(b) for b in PROTECTED)):
-        reads = actions.reads_of_state(PROJECT, name, MODEL.state_bucket)
-        assert refused(DEPLOY_PROTECTED, reads) == [], name
-    protected_key = MODEL.outputs["secrets_key_arn"]
-    assert MODEL.decide(DEPLOY_PROTECTED, Request("kms:Decrypt", protected_key)) == ALLOW
+        reads = actions.reads_of_state(PROJECT, name, access.state_bucket)
+        assert access.refused(DEPLOY_PROTECTED, reads) == [], name
+    protected_key = access.outputs["secrets_key_arn"]
+    assert access.decide(DEPLOY_PROTECTED, Request("kms:Decrypt", protected_key)) == ALLOW
 
 
-def test_a_role_an_ephemeral_deploy_makes_cannot_reach_a_protected_stack() -> None:
+def test_a_role_an_ephemeral_deploy_makes_cannot_reach_a_protected_stack(
+    access: AccessModel, stack: Callable[[str], Stack]
+) -> None:
     # The deploy role could give a role it creates any policy and run a function
     # with it; the boundary it must set is what stops that role.
     anything = [{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}]
-    ephemeral = MODEL.boundaries[str(MODEL.outputs["role_boundary_arn"])]
-    protected_boundary = MODEL.boundaries[str(MODEL.outputs["protected_role_boundary_arn"])]
+    ephemeral = access.boundaries[str(access.outputs["role_boundary_arn"])]
+    protected_boundary = access.boundaries[str(access.outputs["protected_role_boundary_arn"])]
     feature, target = stack("feature/x"), stack(MAIN)
     for owner, boundary, allowed in (
         (feature, ephemeral, True),
@@ -308,34 +318,34 @@ def test_a_role_an_ephemeral_deploy_makes_cannot_reach_a_protected_stack() -> No
         (target, protected_boundary, True),
     ):
         function = owner.outputs["model_function"]
-        alias = f"arn:aws:lambda:{MODEL.region}:{ACCOUNT}:function:{function}:live"
+        alias = f"arn:aws:lambda:{access.region}:{ACCOUNT}:function:{function}:live"
         decision = evaluate(anything, Request("lambda:UpdateAlias", alias), boundary=boundary)
         assert (decision == ALLOW) is allowed, (owner.branch, allowed)
     # ...and the ephemeral deploy role cannot pick the protected boundary instead.
     role = f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-{feature.name}-model"
-    context = {"iam:PermissionsBoundary": str(MODEL.outputs["protected_role_boundary_arn"])}
-    assert MODEL.decide(DEPLOY, Request("iam:CreateRole", role, context)) != ALLOW
-    context = {"iam:PermissionsBoundary": str(MODEL.outputs["role_boundary_arn"])}
-    assert MODEL.decide(DEPLOY, Request("iam:CreateRole", role, context)) == ALLOW
+    context = {"iam:PermissionsBoundary": str(access.outputs["protected_role_boundary_arn"])}
+    assert access.decide(DEPLOY, Request("iam:CreateRole", role, context)) != ALLOW
+    context = {"iam:PermissionsBoundary": str(access.outputs["role_boundary_arn"])}
+    assert access.decide(DEPLOY, Request("iam:CreateRole", role, context)) == ALLOW
 
 
-def test_roles_are_made_only_under_the_boundary() -> None:
+def test_roles_are_made_only_under_the_boundary(access: AccessModel) -> None:
     role = f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-{naming.slugify('feature/x')}-model"
     for duty in (DEPLOY, DEPLOY_PROTECTED):
         for action in ("iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"):
-            assert MODEL.decide(duty, Request(action, role)) != ALLOW
+            assert access.decide(duty, Request(action, role)) != ALLOW
             other = {"iam:PermissionsBoundary": f"arn:aws:iam::{ACCOUNT}:policy/admin"}
-            assert MODEL.decide(duty, Request(action, role, other)) != ALLOW
-        assert MODEL.decide(duty, Request("iam:DeleteRolePermissionsBoundary", role)) != ALLOW
+            assert access.decide(duty, Request(action, role, other)) != ALLOW
+        assert access.decide(duty, Request("iam:DeleteRolePermissionsBoundary", role)) != ALLOW
 
 
-def test_nothing_outside_the_project_is_reachable() -> None:
+def test_nothing_outside_the_project_is_reachable(access: AccessModel) -> None:
     other_project = (PROJECT + "x")[: naming.PROJECT_MAX]
     if other_project == PROJECT:
         other_project = PROJECT[:-1] + ("y" if PROJECT[-1] != "y" else "z")
     branch = naming.branch_stack("feature/x", [])
     names = naming.branch_names(other_project, branch, ACCOUNT, ["v1"])
-    region = MODEL.region
+    region = access.region
     foreign = [
         Call(
             "lambda:UpdateFunctionCode",
@@ -351,19 +361,19 @@ def test_nothing_outside_the_project_is_reachable() -> None:
         ),
     ]
     for duty in DUTIES:
-        assert granted(duty, foreign) == [], duty
+        assert access.granted(duty, foreign) == [], duty
 
 
 # ------------------------------------------------------------------ shared stack
 
 
-def test_no_ci_role_can_change_the_shared_stack() -> None:
+def test_no_ci_role_can_change_the_shared_stack(access: AccessModel) -> None:
     iam = f"arn:aws:iam::{ACCOUNT}"
-    bucket = f"arn:aws:s3:::{MODEL.state_bucket}"
+    bucket = f"arn:aws:s3:::{access.state_bucket}"
     calls = [
         *[
             Call(action, role.arn)
-            for role in MODEL.roles.values()
+            for role in access.roles.values()
             for action in (
                 "iam:UpdateAssumeRolePolicy",
                 "iam:PutRolePolicy",
@@ -372,9 +382,12 @@ def test_no_ci_role_can_change_the_shared_stack() -> None:
                 "iam:DeleteRolePermissionsBoundary",
             )
         ],
-        Call("iam:CreatePolicyVersion", str(MODEL.outputs["role_boundary_arn"])),
-        Call("iam:DeletePolicy", str(MODEL.outputs["role_boundary_arn"])),
-        Call("iam:UpdateOpenIDConnectProviderThumbprint", str(MODEL.outputs["oidc_provider_arn"])),
+        Call("iam:CreatePolicyVersion", str(access.outputs["role_boundary_arn"])),
+        Call("iam:DeletePolicy", str(access.outputs["role_boundary_arn"])),
+        Call(
+            "iam:UpdateOpenIDConnectProviderThumbprint",
+            str(access.outputs["oidc_provider_arn"]),
+        ),
         Call(
             "iam:PassRole",
             f"{iam}:role/{naming.shared_names(PROJECT, ACCOUNT).api_gateway_logs_role}",
@@ -385,109 +398,136 @@ def test_no_ci_role_can_change_the_shared_stack() -> None:
         Call("s3:PutLifecycleConfiguration", bucket),
         Call("s3:PutObject", f"{bucket}/.pulumi/meta.yaml"),
         Call("s3:DeleteObjectVersion", f"{bucket}/.pulumi/stacks/{PROJECT}/feature-x.json"),
-        *actions.writes_of_state(PROJECT, naming.SHARED_STACK, MODEL.state_bucket),
+        *actions.writes_of_state(PROJECT, naming.SHARED_STACK, access.state_bucket),
         *[
             Call(action, key)
-            for key in MODEL.key_policies
+            for key in access.key_policies
             for action in ("kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:DisableKey")
         ],
-        Call("apigateway:PATCH", f"arn:aws:apigateway:{MODEL.region}::/account"),
+        Call("apigateway:PATCH", f"arn:aws:apigateway:{access.region}::/account"),
     ]
     for duty in DUTIES:
-        assert granted(duty, calls) == [], duty
+        assert access.granted(duty, calls) == [], duty
 
 
 # ------------------------------------------------------------------ secrets keys
 
 
 @pytest.mark.parametrize("duty", DUTIES)
-def test_each_role_decrypts_the_secrets_of_its_stack_kind_only(duty: str) -> None:
-    protected_key = MODEL.outputs["secrets_key_arn"]
-    ephemeral_key = MODEL.outputs["ephemeral_secrets_key_arn"]
-    protected_duty = duty in (DEPLOY_PROTECTED, PROMOTE_PROTECTED)
-    assert (MODEL.decide(duty, Request("kms:Decrypt", protected_key)) == ALLOW) is protected_duty
-    assert (
-        MODEL.decide(duty, Request("kms:Decrypt", ephemeral_key)) == ALLOW
-    ) is not protected_duty
+def test_each_role_uses_the_secrets_key_of_its_stack_kind_only(
+    access: AccessModel, duty: str
+) -> None:
+    protected_key = access.outputs["secrets_key_arn"]
+    ephemeral_key = access.outputs["ephemeral_secrets_key_arn"]
+    mine, other = (
+        (protected_key, ephemeral_key)
+        if duty in (DEPLOY_PROTECTED, PROMOTE_PROTECTED)
+        else (ephemeral_key, protected_key)
+    )
+    for action in ("kms:Encrypt", "kms:Decrypt"):
+        assert access.decide(duty, Request(action, other)) != ALLOW, action
+        # Preview only reads the state, so it needs only to decrypt.
+        if duty != PREVIEW or action == "kms:Decrypt":
+            assert access.decide(duty, Request(action, mine)) == ALLOW, action
 
 
-def test_the_protected_key_refuses_ephemeral_roles_whatever_iam_grants_them() -> None:
+def test_the_protected_key_refuses_ephemeral_roles_whatever_iam_grants_them(
+    access: AccessModel,
+) -> None:
     # Defence in depth: a later, wider IAM policy on an ephemeral role still
     # cannot decrypt protected secrets, because the key policy denies it.
     everything = [{"Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}]
-    protected_key = MODEL.outputs["secrets_key_arn"]
+    protected_key = access.outputs["secrets_key_arn"]
     for duty in (PREVIEW, DEPLOY, PROMOTE):
-        request = Request("kms:Decrypt", protected_key, principal=MODEL.roles[duty].arn)
-        assert evaluate_kms(everything, MODEL.key_policies[protected_key], request) != ALLOW
-    ephemeral_key = MODEL.outputs["ephemeral_secrets_key_arn"]
+        request = Request("kms:Decrypt", protected_key, principal=access.roles[duty].arn)
+        assert evaluate_kms(everything, access.key_policies[protected_key], request) != ALLOW
+    ephemeral_key = access.outputs["ephemeral_secrets_key_arn"]
     for duty in (DEPLOY_PROTECTED, PROMOTE_PROTECTED):
-        request = Request("kms:Decrypt", ephemeral_key, principal=MODEL.roles[duty].arn)
-        assert evaluate_kms(everything, MODEL.key_policies[ephemeral_key], request) != ALLOW
+        request = Request("kms:Decrypt", ephemeral_key, principal=access.roles[duty].arn)
+        assert evaluate_kms(everything, access.key_policies[ephemeral_key], request) != ALLOW
 
 
-def test_the_keys_do_not_lock_out_the_account_s_administrators() -> None:
+def test_the_keys_do_not_lock_out_the_account_s_administrators(access: AccessModel) -> None:
     admin = f"arn:aws:iam::{ACCOUNT}:role/admin"
     identity = [{"Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}]
-    for key, policy in MODEL.key_policies.items():
+    for key, policy in access.key_policies.items():
         for action in ("kms:PutKeyPolicy", "kms:Decrypt", "kms:ScheduleKeyDeletion"):
             assert evaluate_kms(identity, policy, Request(action, key, principal=admin)) == ALLOW
         # With no IAM grant, being in the account is not enough.
         assert evaluate_kms([], policy, Request("kms:Decrypt", key, principal=admin)) != ALLOW
 
 
-def test_the_state_bucket_refuses_plain_http() -> None:
+def test_the_state_bucket_refuses_plain_http(
+    access: AccessModel, stack: Callable[[str], Stack]
+) -> None:
     own = stack("feature/x").backend_calls()
     insecure = [Call(c.action, c.resource, {"aws:SecureTransport": False}) for c in own]
     secure = [Call(c.action, c.resource, {"aws:SecureTransport": True}) for c in own]
-    assert granted(DEPLOY, insecure) == []
-    assert refused(DEPLOY, secure) == []
+    assert access.granted(DEPLOY, insecure) == []
+    assert access.refused(DEPLOY, secure) == []
 
 
 # ------------------------------------------------------------------ pull requests
 
 
-def test_a_pull_request_reads_and_never_writes() -> None:
+def test_a_pull_request_reads_and_never_writes(
+    access: AccessModel, stack: Callable[[str], Stack]
+) -> None:
     feature = stack("feature/x")
     for target in (feature, *[stack(b) for b in PROTECTED]):
-        reads = actions.reads_of_state(PROJECT, target.name, MODEL.state_bucket)
-        assert refused(PREVIEW, reads) == []
+        reads = actions.reads_of_state(PROJECT, target.name, access.state_bucket)
+        assert access.refused(PREVIEW, reads) == []
         assert (
-            granted(PREVIEW, actions.writes_of_state(PROJECT, target.name, MODEL.state_bucket))
+            access.granted(
+                PREVIEW,
+                actions.writes_of_state(PROJECT, target.name, access.state_bucket),
+            )
             == []
         )
+    # It reads the resources themselves through AWS's read-only policy.
+    function = (
+        f"arn:aws:lambda:{access.region}:{ACCOUNT}:function:{feature.outputs['model_function']}"
+    )
+    assert access.decide(PREVIEW, Request("lambda:GetFunction", function)) == ALLOW
     writes = [c for c in feature.resource_calls() if c.owned and not c.is_read]
-    assert granted(PREVIEW, writes) == []
+    assert access.granted(PREVIEW, writes) == []
 
 
 # ------------------------------------------------------------------ traffic
 
 
-def test_promote_moves_an_ephemeral_stack_s_traffic_and_nothing_else() -> None:
+def test_promote_moves_an_ephemeral_stack_s_traffic_and_nothing_else(
+    access: AccessModel, stack: Callable[[str], Stack]
+) -> None:
     feature = stack("feature/x")
-    assert refused(PROMOTE, feature.traffic_calls()) == []
+    assert access.refused(PROMOTE, feature.traffic_calls()) == []
     function = (
-        f"arn:aws:lambda:{MODEL.region}:{ACCOUNT}:function:{feature.outputs['model_function']}"
+        f"arn:aws:lambda:{access.region}:{ACCOUNT}:function:{feature.outputs['model_function']}"
     )
     not_its_duty = [
         Call("lambda:UpdateFunctionCode", function),
         Call("lambda:DeleteFunction", function),
         Call("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{feature.outputs['model_function']}"),
     ]
-    assert granted(PROMOTE, not_its_duty) == []
+    assert access.granted(PROMOTE, not_its_duty) == []
 
 
 @pytest.mark.parametrize("protected", PROTECTED)
-def test_protected_traffic_moves_only_from_its_own_approval_role(protected: str) -> None:
+def test_protected_traffic_moves_only_from_its_own_approval_role(
+    access: AccessModel, stack: Callable[[str], Stack], protected: str
+) -> None:
     target = stack(protected)
-    assert refused(PROMOTE_PROTECTED, target.traffic_calls()) == []
+    assert access.refused(PROMOTE_PROTECTED, target.traffic_calls()) == []
     owned = [c for c in target.traffic_calls() if c.owned and not c.is_read]
-    assert granted(PROMOTE, owned) == []
+    assert access.granted(PROMOTE, owned) == []
     # ...and the protected approval role cannot move an ephemeral stack's traffic.
     feature = [c for c in stack("feature/x").traffic_calls() if c.owned]
-    assert granted(PROMOTE_PROTECTED, feature) == []
+    assert access.granted(PROMOTE_PROTECTED, feature) == []
 
 
-def test_promote_re_points_only_its_stack_s_candidate_alarm() -> None:
+def test_promote_re_points_only_its_stack_s_candidate_alarm(
+    access: AccessModel, stack: Callable[[str], Stack]
+) -> None:
     # The candidate alarm is the only alarm promote rewrites; the live alarm, the DLQ
     # alarm and tags (an update ignores PutMetricAlarm's Tags) stay the deploy's.
     for duty, own, other in (
@@ -496,10 +536,10 @@ def test_promote_re_points_only_its_stack_s_candidate_alarm() -> None:
     ):
 
         def alarm(target: Stack, name: str) -> str:
-            return f"arn:aws:cloudwatch:{MODEL.region}:{ACCOUNT}:alarm:{name}"
+            return f"arn:aws:cloudwatch:{access.region}:{ACCOUNT}:alarm:{name}"
 
         candidate = alarm(own, own.names.version_errors_alarm)
-        assert MODEL.decide(duty, Request("cloudwatch:PutMetricAlarm", candidate)) == ALLOW
+        assert access.decide(duty, Request("cloudwatch:PutMetricAlarm", candidate)) == ALLOW
         not_its_own = [
             Call("cloudwatch:PutMetricAlarm", alarm(own, own.names.alias_errors_alarm)),
             Call("cloudwatch:PutMetricAlarm", alarm(own, own.names.event_dlq_alarm)),
@@ -507,35 +547,39 @@ def test_promote_re_points_only_its_stack_s_candidate_alarm() -> None:
             Call("cloudwatch:TagResource", candidate),
             Call("cloudwatch:DeleteAlarms", candidate),
         ]
-        assert granted(duty, not_its_own) == [], duty
+        assert access.granted(duty, not_its_own) == [], duty
 
 
 # ------------------------------------------------------------------ training
 
 
-def test_an_ephemeral_branch_trains_with_its_deploy_role_and_reaches_no_other_runner() -> None:
+def test_an_ephemeral_branch_trains_with_its_deploy_role_and_reaches_no_other_runner(
+    access: AccessModel, stack: Callable[[str], Stack]
+) -> None:
     feature = stack("feature/x")
-    assert refused(DEPLOY, feature.train_calls()) == []
+    assert access.refused(DEPLOY, feature.train_calls()) == []
     for protected in PROTECTED:
         target = stack(protected)
-        assert granted(DEPLOY, [c for c in target.train_calls() if c.owned]) == [], protected
-        assert refused(DEPLOY_PROTECTED, target.train_calls()) == [], protected
+        assert access.granted(DEPLOY, [c for c in target.train_calls() if c.owned]) == [], protected
+        assert access.refused(DEPLOY_PROTECTED, target.train_calls()) == [], protected
     # Training is deploy's duty (it publishes a version): not the approval roles'
     # (which record their own events on the bus, nothing else of these).
     writes = [c for c in feature.train_calls() if not c.is_read and c.action != "events:PutEvents"]
-    assert granted(PROMOTE, writes) == []
-    assert granted(PREVIEW, writes) == []
+    assert access.granted(PROMOTE, writes) == []
+    assert access.granted(PREVIEW, writes) == []
 
 
-def test_every_branch_reads_the_default_branch_s_published_metrics_and_nothing_else_of_it() -> None:
+def test_every_branch_reads_the_default_branch_s_published_metrics_and_nothing_else_of_it(
+    access: AccessModel, stack: Callable[[str], Stack]
+) -> None:
     main = stack(MAIN)
     bucket = main.outputs["artifact_bucket"]
     published = actions.published_metrics_read(bucket)
-    assert MODEL.decide(DEPLOY, published.request()) == ALLOW
-    assert MODEL.decide(DEPLOY_PROTECTED, published.request()) == ALLOW
+    assert access.decide(DEPLOY, published.request()) == ALLOW
+    assert access.decide(DEPLOY_PROTECTED, published.request()) == ALLOW
     # The default branch's train job writes it, tagged; no ephemeral role can.
-    assert refused(DEPLOY_PROTECTED, actions.publish_metrics_calls(bucket)) == []
-    assert granted(DEPLOY, actions.publish_metrics_calls(bucket)) == []
+    assert access.refused(DEPLOY_PROTECTED, actions.publish_metrics_calls(bucket)) == []
+    assert access.granted(DEPLOY, actions.publish_metrics_calls(bucket)) == []
     arn = f"arn:aws:s3:::{bucket}"
     untagged = [
         # The same key without the mark, every other object, the bucket's listing.
@@ -557,65 +601,75 @@ def test_every_branch_reads_the_default_branch_s_published_metrics_and_nothing_e
             )
         ],
     ]
-    assert granted(DEPLOY, untagged) == []
+    assert access.granted(DEPLOY, untagged) == []
     # The exception is the default branch's alone: another protected stack's objects
     # stay out of reach, marked or not.
     for other in PROTECTED[1:]:
         theirs = actions.published_metrics_read(stack(other).outputs["artifact_bucket"])
-        assert MODEL.decide(DEPLOY, theirs.request()) != ALLOW
+        assert access.decide(DEPLOY, theirs.request()) != ALLOW
     # ...and the approval roles have no business there.
-    assert MODEL.decide(PROMOTE, published.request()) != ALLOW
+    assert access.decide(PROMOTE, published.request()) != ALLOW
 
 
-def test_a_role_made_by_an_ephemeral_deploy_cannot_read_the_published_metrics() -> None:
+def test_a_role_made_by_an_ephemeral_deploy_cannot_read_the_published_metrics(
+    access: AccessModel, stack: Callable[[str], Stack]
+) -> None:
     # The exception is the CI role's: the boundary of the stack's own roles keeps
     # every protected object out of reach (a runner does not compare; train.py does).
     anything = [{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}]
-    boundary = MODEL.boundaries[str(MODEL.outputs["role_boundary_arn"])]
+    boundary = access.boundaries[str(access.outputs["role_boundary_arn"])]
     published = actions.published_metrics_read(stack(MAIN).outputs["artifact_bucket"])
     assert evaluate(anything, published.request(), boundary=boundary) != ALLOW
 
 
-def test_a_pull_request_reads_its_branch_s_latest_evaluation() -> None:
+def test_a_pull_request_reads_its_branch_s_latest_evaluation(
+    access: AccessModel, stack: Callable[[str], Stack]
+) -> None:
     for target in (stack("feature/x"), *[stack(b) for b in PROTECTED]):
-        assert MODEL.decide(PREVIEW, actions.evaluation_read(target.outputs).request()) == ALLOW
+        assert access.decide(PREVIEW, actions.evaluation_read(target.outputs).request()) == ALLOW
 
 
 # ------------------------------------------------------------------ backend locks
 
 
-def test_lock_checks_and_unlock_run_with_the_roles_that_issue_them() -> None:
+def test_lock_checks_and_unlock_run_with_the_roles_that_issue_them(
+    access: AccessModel, stack: Callable[[str], Stack]
+) -> None:
     feature = stack("feature/x")
     # preview and deploy check the plan's checkpoint and the locks; unlock follows a
     # cancelled deploy or destroy of an ephemeral stack.
     for duty in (PREVIEW, DEPLOY):
-        assert refused(duty, feature.lock_calls()) == [], duty
-    assert refused(DEPLOY, feature.unlock_calls()) == []
+        assert access.refused(duty, feature.lock_calls()) == [], duty
+    assert access.refused(DEPLOY, feature.unlock_calls()) == []
     for protected in PROTECTED:
         target = stack(protected)
         # Drift (deploy-protected) and cleanup (deploy, every stack's locks) only read...
-        assert refused(DEPLOY_PROTECTED, target.unlock_calls()) == [], protected
-        assert refused(DEPLOY, target.lock_calls()) == [], protected
-        assert refused(PREVIEW, target.lock_calls()) == [], protected
+        assert access.refused(DEPLOY_PROTECTED, target.unlock_calls()) == [], protected
+        assert access.refused(DEPLOY, target.lock_calls()) == [], protected
+        assert access.refused(PREVIEW, target.lock_calls()) == [], protected
         # ...and no ephemeral role can release a protected stack's lock.
         for duty in (PREVIEW, DEPLOY, PROMOTE):
-            assert granted(duty, target.unlock_calls()[-1:]) == [], (duty, protected)
-    shared = actions.unlock_calls(PROJECT, naming.SHARED_STACK, MODEL.state_bucket)
-    assert refused(DEPLOY, shared[:-1]) == []
+            assert access.granted(duty, target.unlock_calls()[-1:]) == [], (duty, protected)
+    shared = actions.unlock_calls(PROJECT, naming.SHARED_STACK, access.state_bucket)
+    assert access.refused(DEPLOY, shared[:-1]) == []
     for duty in DUTIES:
-        assert granted(duty, shared[-1:]) == [], duty
+        assert access.granted(duty, shared[-1:]) == [], duty
 
 
 # ------------------------------------------------------------------ events
 
 
-def test_the_dead_letter_queue_is_redriven_with_the_deploy_role_of_its_kind() -> None:
+def test_the_dead_letter_queue_is_redriven_with_the_deploy_role_of_its_kind(
+    access: AccessModel, stack: Callable[[str], Stack]
+) -> None:
     # `events dlq --redrive` changes the stack's data, like deploy's `events emit`:
     # it runs with the deploy role of the stack's kind, never an approval role.
     feature, main = stack("feature/x"), stack(MAIN)
-    assert refused(DEPLOY, feature.dlq_calls()) == []
-    assert refused(DEPLOY_PROTECTED, main.dlq_calls()) == []
-    assert granted(DEPLOY, [c for c in main.dlq_calls() if c.action.startswith("sqs:")]) == []
+    assert access.refused(DEPLOY, feature.dlq_calls()) == []
+    assert access.refused(DEPLOY_PROTECTED, main.dlq_calls()) == []
+    assert (
+        access.granted(DEPLOY, [c for c in main.dlq_calls() if c.action.startswith("sqs:")]) == []
+    )
     for duty in (PREVIEW, PROMOTE, PROMOTE_PROTECTED):
         sqs = [c for t in (feature, main) for c in t.dlq_calls() if c.action.startswith("sqs:")]
-        assert granted(duty, sqs) == [], duty
+        assert access.granted(duty, sqs) == [], duty

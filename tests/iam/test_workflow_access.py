@@ -21,11 +21,10 @@ from infra import naming
 from infra.components import ci_access, ci_duties
 from scripts import bootstrap
 from scripts.lib import bootstrap_github
-from tests.iam.model import REPOSITORY, protected_branches, settings, shared_model
+from tests.iam.model import REPOSITORY, AccessModel, protected_branches, settings
 from tests.project import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
-MODEL = shared_model()
 # Repository variable holding a role ARN -> the duty of that role.
 DUTY_OF = {
     variable: duty
@@ -143,11 +142,15 @@ def sub_for(event: str, ref: str, environment: str) -> str:
 
 
 def assume(
-    event: str, ref: str, job: Mapping[str, Any], context: Mapping[str, Any]
+    access: AccessModel, event: str, ref: str, job: Mapping[str, Any], context: Mapping[str, Any]
 ) -> tuple[str, str, set[str]]:
     environment = evaluate(environment_of(job), context)
     variable = evaluate(role_of(job), {**context, "vars": {v: v for v in bootstrap.VARIABLES}})
-    return DUTY_OF[variable.strip()], environment, MODEL.assumable(sub_for(event, ref, environment))
+    return (
+        DUTY_OF[variable.strip()],
+        environment,
+        access.assumable(sub_for(event, ref, environment)),
+    )
 
 
 def called(
@@ -199,7 +202,13 @@ def runs(caller: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
 
 
 def tokens(
-    workflow: str, event: str, ref: str, github: Mapping[str, Any], needs: Mapping[str, Any]
+    access: AccessModel,
+    workflow: str,
+    event: str,
+    ref: str,
+    github: Mapping[str, Any],
+    *,
+    needs: Mapping[str, Any],
 ) -> dict[str, tuple[str, str, set[str]] | None]:
     """Every job that runs: its (duty, environment, roles its token may assume), or None
     for a job that gets no token. A job that holds no token must not ask for a role."""
@@ -214,12 +223,12 @@ def tokens(
             continue
         job, inputs = called(caller, caller_context)
         context = {"github": github, "inputs": inputs, "steps": {"stack": needs["preview"]}}
-        found[job_id] = assume(event, ref, job, context)
+        found[job_id] = assume(access, event, ref, job, context)
     return found
 
 
 @pytest.mark.parametrize("branch", BRANCHES)
-def test_every_push_job_gets_a_token_its_role_trusts(branch: str) -> None:
+def test_every_push_job_gets_a_token_its_role_trusts(access: AccessModel, branch: str) -> None:
     stack = settings().branch_stack(branch)
     protected = stack.kind == "protected"
     deploy = ci_duties.DEPLOY_PROTECTED if protected else ci_duties.DEPLOY
@@ -232,7 +241,7 @@ def test_every_push_job_gets_a_token_its_role_trusts(branch: str) -> None:
         "train": {"result": "success", "outputs": {"promote": "true"}},
         "promote": {"result": "success"},
     }
-    found = tokens("push.yml", "push", branch, github, needs)
+    found = tokens(access, "push.yml", "push", branch, github, needs=needs)
     # Every job is listed: a new job that asks for a token fails until it is added here.
     expected = {
         "unit": None,
@@ -273,10 +282,15 @@ def _pull_request(branch: str, *, fork: bool) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("branch", BRANCHES)
-def test_a_pull_request_previews_with_the_read_only_role(branch: str) -> None:
+def test_a_pull_request_previews_with_the_read_only_role(access: AccessModel, branch: str) -> None:
     github = _pull_request(branch, fork=False)
     found = tokens(
-        "pull-request.yml", "pull_request", branch, github, {"preview": preview_outputs(branch)}
+        access,
+        "pull-request.yml",
+        "pull_request",
+        branch,
+        github,
+        needs={"preview": preview_outputs(branch)},
     )
     # The fork job is skipped; the offline tests and the comment hold no AWS token.
     assert set(found) == {"unit", "integration", "preview", "comment"}
@@ -288,14 +302,15 @@ def test_a_pull_request_previews_with_the_read_only_role(branch: str) -> None:
     assert assumable == {ci_duties.PREVIEW}
 
 
-def test_a_fork_s_pull_request_runs_no_job_with_a_token() -> None:
+def test_a_fork_s_pull_request_runs_no_job_with_a_token(access: AccessModel) -> None:
     github = _pull_request("feature/x", fork=True)
     found = tokens(
+        access,
         "pull-request.yml",
         "pull_request",
         "feature/x",
         github,
-        {"preview": preview_outputs("feature/x")},
+        needs={"preview": preview_outputs("feature/x")},
     )
     assert "preview" not in found
     assert {"unit", "integration", "fork"} <= set(found)
@@ -303,20 +318,24 @@ def test_a_fork_s_pull_request_runs_no_job_with_a_token() -> None:
 
 
 @pytest.mark.parametrize("branch", BRANCHES)
-def test_a_rollback_dispatched_from_its_branch_gets_its_kind_s_approval_role(branch: str) -> None:
+def test_a_rollback_dispatched_from_its_branch_gets_its_kind_s_approval_role(
+    access: AccessModel, branch: str
+) -> None:
     job = load("rollback.yml")["jobs"]["rollback"]
     context = {
         "github": {"event_name": "workflow_dispatch"},
         "inputs": {"branch": branch},
         "needs": {"stack": preview_outputs(branch)},
     }
-    picked, _, assumable = assume("workflow_dispatch", branch, job, context)
+    picked, _, assumable = assume(access, "workflow_dispatch", branch, job, context)
     kind = kind_of(branch)
     assert picked == (ci_duties.PROMOTE_PROTECTED if kind == "protected" else ci_duties.PROMOTE)
     assert picked in assumable
 
 
-def test_a_feature_branch_naming_a_protected_environment_gets_nothing_it_lacks() -> None:
+def test_a_feature_branch_naming_a_protected_environment_gets_nothing_it_lacks(
+    access: AccessModel,
+) -> None:
     # A pushed workflow may name any environment; the protected ones refuse other
     # branches by the deployment-branch policy bootstrap sets. Were a job let in
     # anyway (a missing policy), its roles are exactly what the name says:
@@ -324,7 +343,7 @@ def test_a_feature_branch_naming_a_protected_environment_gets_nothing_it_lacks()
         stack = settings().branch_stack(branch)
         for approval in naming.APPROVAL_ENVIRONMENTS:
             env = naming.approval_environment(approval, stack)
-            assert MODEL.assumable(sub_for("push", "feature/x", env)) == {
+            assert access.assumable(sub_for("push", "feature/x", env)) == {
                 ci_duties.PROMOTE_PROTECTED
             }
             assert env in bootstrap_environments()
@@ -334,17 +353,19 @@ def bootstrap_environments() -> set[str]:
     return {e.name for e in bootstrap_github.wanted_environments(settings())}
 
 
-def test_scheduled_and_branch_deletion_jobs_get_tokens_their_roles_trust() -> None:
+def test_scheduled_and_branch_deletion_jobs_get_tokens_their_roles_trust(
+    access: AccessModel,
+) -> None:
     default = settings().default_branch
     schedule = load("schedule.yml")["jobs"]
     for job_id, duty in (("cleanup", ci_duties.DEPLOY), ("drift", ci_duties.DEPLOY_PROTECTED)):
         picked, _, assumable = assume(
-            "schedule", default, schedule[job_id], {"github": {"event_name": "schedule"}}
+            access, "schedule", default, schedule[job_id], {"github": {"event_name": "schedule"}}
         )
         assert picked == duty and picked in assumable, job_id
     job, inputs = called(
         load("delete.yml")["jobs"]["destroy"], {"github": {"event": {"ref": "feature/x"}}}
     )
     # A delete event's token carries the default branch's ref.
-    picked, _, assumable = assume("delete", default, job, {"inputs": inputs})
+    picked, _, assumable = assume(access, "delete", default, job, {"inputs": inputs})
     assert picked == ci_duties.DEPLOY and picked in assumable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pulumi_aws as aws
 import pytest
@@ -14,14 +15,14 @@ from infra.components.canary import CanaryDeployment, CanaryDeploymentArgs
 from infra.components.function import RUNTIME
 from scripts.synth import MOCK_ACCOUNT_ID, run_under_mocks
 from tests.iam.evaluator import ALLOW, Request, evaluate
-from tests.iam.model import shared_model
+from tests.iam.model import AccessModel
+from tests.project import REGION
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 PROJECT = config.read_project()[0]
-# An ephemeral branch's names, in the region the shared stack (and its boundary) names.
+# An ephemeral branch's names, in the project's region (the shared stack's boundary names it).
 BASE = f"{PROJECT}-feature-x"
-REGION = shared_model().region
 FUNCTION = f"{BASE}-model"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{MOCK_ACCOUNT_ID}:function:{FUNCTION}"
 TOPIC_ARN = f"arn:aws:sns:{REGION}:{MOCK_ACCOUNT_ID}:{BASE}-deployments"
@@ -212,15 +213,17 @@ def test_service_role_policy_is_scoped_to_this_stack(synthesis):
     }
 
 
-def _decide(statements: list[dict], request: Request) -> str:
+@pytest.fixture
+def decide(access: AccessModel) -> Callable[[list[dict], Request], str]:
     """What a role of an ephemeral stack may do: its own policy under the boundary its
     deploy role must set (the shared stack's, as synthesized)."""
-    model = shared_model()
-    boundary = model.boundaries[str(model.outputs["role_boundary_arn"])]
-    return evaluate([{"Statement": statements}], request, boundary=boundary)
+    boundary = access.boundaries[str(access.outputs["role_boundary_arn"])]
+    return lambda statements, request: evaluate(
+        [{"Statement": statements}], request, boundary=boundary
+    )
 
 
-def test_codedeploy_can_deliver_its_notices_to_the_encrypted_topic(synthesis):
+def test_codedeploy_can_deliver_its_notices_to_the_encrypted_topic(synthesis, decide):
     # Publishing to an SSE topic takes the key too: SNS asks KMS on the publisher's behalf.
     role = json.loads(service_policy(synthesis).inputs["policy"])["Statement"]
     key = f"arn:aws:kms:{REGION}:{MOCK_ACCOUNT_ID}:key/aws-sns-managed"
@@ -228,18 +231,18 @@ def test_codedeploy_can_deliver_its_notices_to_the_encrypted_topic(synthesis):
         "kms:ViaService": f"sns.{REGION}.amazonaws.com",
         "kms:CallerAccount": MOCK_ACCOUNT_ID,
     }
-    assert _decide(role, Request("sns:Publish", TOPIC_ARN)) == ALLOW
-    assert _decide(role, Request("kms:GenerateDataKey", key, via_sns)) == ALLOW
-    assert _decide(role, Request("kms:Decrypt", key, via_sns)) == ALLOW
+    assert decide(role, Request("sns:Publish", TOPIC_ARN)) == ALLOW
+    assert decide(role, Request("kms:GenerateDataKey", key, via_sns)) == ALLOW
+    assert decide(role, Request("kms:Decrypt", key, via_sns)) == ALLOW
     # ...and only through SNS, only in this account.
     for context in (
         {**via_sns, "kms:ViaService": f"s3.{REGION}.amazonaws.com"},
         {**via_sns, "kms:CallerAccount": "1" * 12},
         {},
     ):
-        assert _decide(role, Request("kms:Decrypt", key, context)) != ALLOW, context
+        assert decide(role, Request("kms:Decrypt", key, context)) != ALLOW, context
     # Another stack's topic is not its to publish to.
-    assert _decide(role, Request("sns:Publish", TOPIC_ARN.replace("feature-x", "other"))) != ALLOW
+    assert decide(role, Request("sns:Publish", TOPIC_ARN.replace("feature-x", "other"))) != ALLOW
 
 
 def alarms(synthesis):
@@ -308,7 +311,7 @@ def _role_policy(synthesis, role: str) -> list[dict]:
     return json.loads(policy.inputs["policy"])["Statement"]
 
 
-def test_the_deploy_hooks_smoke_check_inside_each_deployment(synthesis):
+def test_the_deploy_hooks_smoke_check_inside_each_deployment(synthesis, decide):
     hooks = synthesis.one("aws:lambda/function:Function", "canary-hooks")
     assert hooks.inputs["name"] == HOOKS
     # The typical row is built from the model's own features.
@@ -321,13 +324,13 @@ def test_the_deploy_hooks_smoke_check_inside_each_deployment(synthesis):
     statements = _role_policy(synthesis, f"{BASE}-deploy-hooks")
     # It may invoke the model's versions, and report to its own deployment group only,
     # under the boundary its deploy role sets.
-    assert _decide(statements, Request("lambda:InvokeFunction", f"{FUNCTION_ARN}:7")) == ALLOW
-    assert _decide(statements, Request("lambda:InvokeFunction", hooks_arn)) != ALLOW
+    assert decide(statements, Request("lambda:InvokeFunction", f"{FUNCTION_ARN}:7")) == ALLOW
+    assert decide(statements, Request("lambda:InvokeFunction", hooks_arn)) != ALLOW
     for action in ("codedeploy:GetDeployment", "codedeploy:PutLifecycleEventHookExecutionStatus"):
-        assert _decide(statements, Request(action, group)) == ALLOW, action
+        assert decide(statements, Request(action, group)) == ALLOW, action
         other = group.replace("feature-x", "other")
-        assert _decide(statements, Request(action, other)) != ALLOW, action
+        assert decide(statements, Request(action, other)) != ALLOW, action
     # CodeDeploy, which runs the hooks, may invoke this function (and not the model).
     service = json.loads(service_policy(synthesis).inputs["policy"])["Statement"]
-    assert _decide(service, Request("lambda:InvokeFunction", hooks_arn)) == ALLOW
-    assert _decide(service, Request("lambda:InvokeFunction", f"{FUNCTION_ARN}:7")) != ALLOW
+    assert decide(service, Request("lambda:InvokeFunction", hooks_arn)) == ALLOW
+    assert decide(service, Request("lambda:InvokeFunction", f"{FUNCTION_ARN}:7")) != ALLOW
