@@ -47,6 +47,9 @@ def child_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     # The synth CLI appends its inventory to the step summary; the bench writes its own.
     env.pop("GITHUB_STEP_SUMMARY", None)
+    # As under nox (noxfile.py): a machine that sets it would have every timed process
+    # recompile the modules it imports, which is not what a developer's run pays.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
