@@ -254,6 +254,40 @@ def deployed(aws: str, tmp_path: Path):
     return stack
 
 
+# `nox -s mutants`: each evaluation its mapping pass made, with the functions under mutation
+# it reached. Kept for the process's life (mutmut forks each mutant's run from it), so a
+# mutant's run re-evaluates only the configurations whose evaluation reached its function:
+# a mutant of the CI roles re-evaluates the shared stack, not a dozen branch stacks.
+_MAPPED: dict[str, tuple[Any, frozenset[str]]] = {}
+
+
+def _unless_mapped(key: str, evaluate: Callable[[], Any]) -> Any:
+    mutant = os.environ.get("MUTANT_UNDER_TEST", "")
+    if not mutant:
+        return evaluate()
+    from mutmut.state import state  # noqa: PLC0415 - only a mutation run has it
+
+    reached = state()._stats  # the functions the running test reached, during mapping
+    if mutant == "stats":
+        if key in _MAPPED:
+            result, functions = _MAPPED[key]
+            reached.update(functions)  # credited to this test as if it had evaluated
+            return result
+        before = set(reached)
+        reached.clear()
+        try:
+            result = evaluate()
+            _MAPPED[key] = (result, frozenset(reached))
+        finally:
+            reached.update(before)
+        return result
+    mapped = _MAPPED.get(key)
+    # A mutant's name is its function's, then `__mutmut_N`.
+    if mapped is not None and mutant.partition("__mutmut_")[0] not in mapped[1]:
+        return mapped[0]
+    return evaluate()
+
+
 class Programs:
     """Whole-program evaluations under mocks, each configuration evaluated once per process.
 
@@ -282,8 +316,14 @@ class Programs:
             [stack, overrides or {}, environment or {}, rest], sort_keys=True, default=str
         )
         if key not in self._cache:
-            self._cache[key] = self._synthesize(
-                stack, overrides=dict(overrides or {}), environment=dict(environment or {}), **rest
+            self._cache[key] = _unless_mapped(
+                key,
+                lambda: self._synthesize(
+                    stack,
+                    overrides=dict(overrides or {}),
+                    environment=dict(environment or {}),
+                    **rest,
+                ),
             )
         return self._cache[key]
 

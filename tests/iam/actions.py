@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from infra import training
 from tests.iam.evaluator import Request
@@ -354,11 +355,18 @@ def _api_id(i: Mapping[str, Any]) -> str:
     return str(i.get("restApi") or i.get("restApiId"))
 
 
+def _tag_calls(t: Target, path: str) -> list[Call]:
+    # A tag change after creation is TagResource/UntagResource: PUT and DELETE on
+    # /tags/{the resource's ARN, URL-encoded} (service authorization reference).
+    return _api_calls(t, ["PUT", "DELETE"], "/tags/" + quote(_apigw(t, path), safe=""))
+
+
 def _rest_api(i, t):
     api = _api_id(i) if i.get("restApi") else f"{str(i['name'])[:6]}api01"
     return [
         Call("apigateway:POST", _apigw(t, "/restapis"), owned=False),
         *_api_calls(t, ["GET", "PATCH", "PUT", "DELETE"], f"/restapis/{api}"),
+        *_tag_calls(t, f"/restapis/{api}"),
     ]
 
 
@@ -393,6 +401,7 @@ def _stage(i, t):
     return [
         *_api_calls(t, ["POST"], f"/restapis/{api}/stages"),
         *_api_calls(t, ["GET", "PATCH", "DELETE"], f"/restapis/{api}/stages/{i['stageName']}"),
+        *_tag_calls(t, f"/restapis/{api}/stages/{i['stageName']}"),
     ]
 
 

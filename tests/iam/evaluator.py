@@ -12,7 +12,8 @@ the principal or handing the key to the account's IAM (`:root`), in which
 case the identity policy must allow too (`evaluate_kms`).
 
 Elements: Action/NotAction (case-insensitive), Resource/NotResource,
-Principal/NotPrincipal, `*` and `?` wildcards (a `*` spans `/` and `:`),
+Principal/NotPrincipal (by type: a role under AWS, an identity provider under
+Federated), `*` and `?` wildcards (a `*` spans `/` and `:`),
 and Condition with the operators below, their `...IfExists` forms, `Null`,
 and the `ForAnyValue:`/`ForAllValues:` set prefixes. A key missing from the
 request makes a condition false, except negated operators (true), IfExists
@@ -172,10 +173,27 @@ def _conditions_hold(condition: Mapping[str, Any], context: Mapping[str, Any]) -
     )
 
 
+# The principal types a policy may name, spelled as AWS requires: it refuses a policy that
+# names another ("IAM JSON policy elements: Principal").
+_PRINCIPAL_TYPES = {"AWS", "Federated", "Service", "CanonicalUser"}
+
+
+def _principal_type(caller: str) -> str:
+    # A web identity or SAML caller is its provider's ARN, matched under "Federated" only.
+    return "Federated" if ":oidc-provider/" in caller or ":saml-provider/" in caller else "AWS"
+
+
 def _principal_matches(principal: Any, caller: str) -> bool:
     if principal == "*":
         return True
-    for values in principal.values():
+    unknown = set(principal) - _PRINCIPAL_TYPES
+    if unknown:
+        raise UnsupportedPolicy(
+            f"principal types {sorted(unknown)}: AWS takes only {sorted(_PRINCIPAL_TYPES)}"
+        )
+    for kind, values in principal.items():
+        if kind != _principal_type(caller):
+            continue
         for value in _list(values):
             # `arn:...:root` names the account, not its roles: a resource policy
             # naming it hands the decision to IAM (see evaluate_kms), it grants nothing.

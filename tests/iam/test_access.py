@@ -9,6 +9,7 @@ project's config, never from this file.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import cache
 
@@ -673,3 +674,103 @@ def test_the_dead_letter_queue_is_redriven_with_the_deploy_role_of_its_kind(
     for duty in (PREVIEW, PROMOTE, PROMOTE_PROTECTED):
         sqs = [c for t in (feature, main) for c in t.dlq_calls() if c.action.startswith("sqs:")]
         assert access.granted(duty, sqs) == [], duty
+
+
+# ------------------------------------------------------------------ denies
+
+
+def test_the_denies_hold_whatever_a_role_is_later_granted(
+    access: AccessModel, stack: Callable[[str], Stack]
+) -> None:
+    # A wider grant added to a role later, by hand or by a change to its grants, must
+    # not open what the denies (infra/components/ci_denies.py) keep shut.
+    wide = access.granting_everything()
+    shared_state = actions.writes_of_state(PROJECT, naming.SHARED_STACK, access.state_bucket)
+    for duty in DUTIES:
+        assert wide.granted(duty, shared_state) == [], duty
+    bucket = f"arn:aws:s3:::{access.state_bucket}"
+    shared_stack = [
+        *[
+            Call(action, role.arn)
+            for role in access.roles.values()
+            for action in ("iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRole")
+        ],
+        Call("iam:CreatePolicyVersion", str(access.outputs["role_boundary_arn"])),
+        Call("iam:CreatePolicyVersion", str(access.outputs["protected_role_boundary_arn"])),
+        Call(
+            "iam:PassRole",
+            f"arn:aws:iam::{ACCOUNT}:role/"
+            + naming.shared_names(PROJECT, ACCOUNT).api_gateway_logs_role,
+        ),
+        Call("s3:PutBucketPolicy", bucket),
+        Call("s3:DeleteBucket", bucket),
+        # ...nor may a role shed the boundary of any role, its stack's own included.
+        Call(
+            "iam:DeleteRolePermissionsBoundary",
+            f"arn:aws:iam::{ACCOUNT}:role/{stack('feature/x').names.model_role}",
+        ),
+    ]
+    for duty in (DEPLOY, DEPLOY_PROTECTED):
+        assert wide.granted(duty, shared_stack) == [], duty
+        # The bucket's listing stays readable: the backend lists the stacks there.
+        listing = [Call("s3:ListBucket", bucket), Call("s3:GetBucketLocation", bucket)]
+        assert wide.refused(duty, listing) == [], duty
+    for protected in PROTECTED:
+        target = stack(protected)
+        state = actions.writes_of_state(PROJECT, target.name, access.state_bucket)
+        for duty in (PREVIEW, DEPLOY, PROMOTE):
+            assert wide.granted(duty, state) == [], (duty, protected)
+        owned = [c for c in target.resource_calls() + target.traffic_calls() if c.owned]
+        for duty in (DEPLOY, PROMOTE):
+            assert wide.granted(duty, owned) == [], (duty, protected)
+    other_project = PROJECT[:-1] + ("y" if PROJECT[-1] != "y" else "z")
+    stage = f"arn:aws:apigateway:{access.region}::/restapis/abc/stages/v1"
+    foreign_api = Call("apigateway:PATCH", stage, {"aws:ResourceTag/project": other_project})
+    for duty in (DEPLOY, DEPLOY_PROTECTED, PROMOTE, PROMOTE_PROTECTED):
+        assert wide.granted(duty, [foreign_api]) == [], duty
+
+
+@pytest.mark.parametrize("branch", ["feature/x", *PROTECTED])
+def test_the_boundary_lets_each_role_a_stack_makes_do_what_its_policy_grants(
+    access: AccessModel, stack: Callable[[str], Stack], branch: str
+) -> None:
+    # The boundary its deploy role must set caps every role a stack makes: were it
+    # narrower than a role's own policy, the function, the training build or the
+    # notebook would meet AccessDenied at run time, after a green deploy.
+    target = stack(branch)
+    kind = "protected_role_boundary_arn" if target.kind == "protected" else "role_boundary_arn"
+    boundary = access.boundaries[str(access.outputs[kind])]
+    checked = 0
+    for row in target.rows:
+        if row["type"] != "aws:iam/rolePolicy:RolePolicy":
+            continue
+        for stmt in json.loads(row["inputs"]["policy"])["Statement"]:
+            if stmt["Effect"] != "Allow":
+                continue
+            for action in _as_list(stmt["Action"]):
+                for resource in _as_list(stmt["Resource"]):
+                    # One request inside each pattern: a wildcard stands for any text.
+                    request = Request(
+                        action.replace("*", "Get"),
+                        resource.replace("*", "x"),
+                        _meeting(stmt.get("Condition", {})),
+                    )
+                    decision = evaluate([{"Statement": [stmt]}], request, boundary=boundary)
+                    assert decision == ALLOW, (row["name"], action, resource)
+                    checked += 1
+    assert checked > 0
+
+
+def _meeting(condition: dict[str, dict[str, object]]) -> dict[str, object]:
+    """A request context that meets a statement's own condition."""
+    context: dict[str, object] = {}
+    for operator, block in condition.items():
+        if operator not in {"StringEquals", "StringLike", "ArnLike", "ArnEquals", "Bool"}:
+            raise AssertionError(f"no request is made up for {operator} yet: add it here")
+        for key, values in block.items():
+            context[key] = _as_list(values)[0].replace("*", "x")
+    return context
+
+
+def _as_list(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]

@@ -256,6 +256,14 @@ def test_web_identity_trust_matches_sub_and_aud_exactly_or_by_pattern() -> None:
     assert not can_assume_with_web_identity(trust, provider, lower, issuer)
     other = f"arn:aws:iam::{ACCOUNT}:oidc-provider/example.com"
     assert not can_assume_with_web_identity(trust, other, ok, issuer)
+    # The provider is a federated principal: named under "AWS" it is not trusted, and a
+    # principal type AWS does not know (its spelling is exact) is refused.
+    as_aws = doc({**trust["Statement"][0], "Principal": {"AWS": provider}})
+    assert not can_assume_with_web_identity(as_aws, provider, ok, issuer)
+    for misspelt in ("federated", "FEDERATED", "aws"):
+        wrong = doc({**trust["Statement"][0], "Principal": {misspelt: provider}})
+        with pytest.raises(UnsupportedPolicy, match=misspelt):
+            can_assume_with_web_identity(wrong, provider, ok, issuer)
 
 
 def test_unknown_operators_and_elements_are_refused_not_passed() -> None:
