@@ -107,6 +107,8 @@ def mutants(session: nox.Session) -> None:
     session.run("mutmut", "run", "--max-children", str(os.cpu_count() or 1))
     # mutants/mutmut-cicd-stats.json: the counts `nox -s bench` reports as mutants.killed.
     session.run("mutmut", "export-cicd-stats")
+    # mutants/equivalent.json: survivors no test could kill, by the rules stated there.
+    session.run("python", "-m", "bench.mutant_equivalents")
     session.run("mutmut", "results")
 
 

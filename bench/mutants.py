@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from bench.harness import Benchmark, Context
+from bench.mutant_equivalents import EQUIVALENTS
 from bench.report import Figure, Target
 
 MUTANTS_STATS = "mutants/mutmut-cicd-stats.json"
@@ -50,16 +51,33 @@ def mutants_figure(root: Path) -> Figure:
         for k in ("killed", "survived", "no_tests", "timeout", "suspicious", "segfault")
     )
     age = os.path.getmtime(path)
+    equivalent = _equivalents(root, age)
+    judged = total - (equivalent or 0)
+    if equivalent is None:
+        counted = f"no {EQUIVALENTS} from this run, so none set aside as equivalent"
+    else:
+        counted = (
+            f"{equivalent} survivors set aside as equivalent by the rules of "
+            f"bench/mutant_equivalents.py; {100 * killed / total:.1f} % of all {total}"
+        )
     return Figure(
         "mutants.killed",
         title,
         "%",
-        value=100 * killed / total if total else None,
+        value=100 * killed / judged if judged else None,
         target=target,
         notes=(
-            f"{killed} of {total} killed ({stats.get('survived', 0)} survived, "
+            f"{killed} of {judged} killed ({stats.get('survived', 0)} survived, "
             f"{stats.get('no_tests', 0)} reached by no test, {stats.get('timeout', 0)} timed "
-            f"out); scope: [tool.mutmut] in pyproject.toml; stats written "
+            f"out); {counted}; scope: [tool.mutmut] in pyproject.toml; stats written "
             f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(age))} UTC"
         ),
     )
+
+
+def _equivalents(root: Path, stats_written: float) -> int | None:
+    """How many survivors the equivalence rules matched, if they ran on these stats."""
+    path = root / EQUIVALENTS
+    if not path.is_file() or os.path.getmtime(path) < stats_written:
+        return None
+    return len(json.loads(path.read_text())["mutants"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -481,6 +482,23 @@ def test_the_mutation_score_comes_from_the_last_mutants_run(tmp_path: Path) -> N
     assert figure.value == pytest.approx(92.0) and figure.status == report.PASS
     stats.write_text(json.dumps({"killed": 80, "survived": 10, "no_tests": 10, "total": 100}))
     assert mutants.mutants_figure(tmp_path).status == report.FAIL
+
+
+def test_survivors_the_rules_call_equivalent_leave_the_score_only_for_that_run(
+    tmp_path: Path,
+) -> None:
+    stats = tmp_path / mutants.MUTANTS_STATS
+    stats.parent.mkdir()
+    stats.write_text(json.dumps({"killed": 88, "survived": 12, "total": 100}))
+    equivalents = tmp_path / mutants.EQUIVALENTS
+    equivalents.write_text(json.dumps({"mutants": {f"m{i}": "case" for i in range(4)}}))
+    figure = mutants.mutants_figure(tmp_path)
+    # 88 of the 96 that a test could kill; the share of all is printed beside it.
+    assert figure.value == pytest.approx(100 * 88 / 96) and figure.status == report.PASS
+    assert "88.0 % of all 100" in figure.notes
+    # Rules that ran before the last stats were written say nothing about them.
+    os.utime(equivalents, (1, 1))
+    assert mutants.mutants_figure(tmp_path).value == pytest.approx(88.0)
 
 
 # In one module: a test that uses the Pulumi CLI stand-in and one that does not.
