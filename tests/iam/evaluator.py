@@ -68,17 +68,37 @@ def _list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-@cache
-def _compiled(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+def _translated(pattern: str) -> str:
     # fnmatch's `[` classes do not exist in IAM: escape them.
     translated = fnmatch.translate(pattern.replace("[", "\0").replace("]", "\1"))
-    translated = translated.replace("\0", r"\[").replace("\1", r"\]")
-    return re.compile(translated, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+    return translated.replace("\0", r"\[").replace("\1", r"\]")
+
+
+@cache
+def _compiled(patterns: tuple[str, ...], ignore_case: bool) -> re.Pattern[str]:
+    # One alternation of whole-string patterns: it fully matches a value when any one does.
+    alternatives = "|".join(f"(?:{_translated(p)})" for p in patterns)
+    return re.compile(alternatives, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def glob(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
     """IAM wildcard match: `*` any run of characters (`/` and `:` included), `?` one."""
-    return bool(_compiled(pattern, ignore_case).fullmatch(value))
+    return bool(_compiled((pattern,), ignore_case).fullmatch(value))
+
+
+def _glob_any(patterns: Any, value: str, *, ignore_case: bool = False) -> bool:
+    """Does any of an element's patterns (a string or a list of them) match `value`?"""
+    # The access tests match hundreds of thousands of statements: one regex per element's
+    # patterns, cached by their text, instead of a match per pattern.
+    key = tuple(patterns) if isinstance(patterns, list | tuple) else (patterns,)
+    if not key:
+        return False
+    try:
+        matcher = _compiled(key, ignore_case)
+    except (TypeError, AttributeError):
+        # Not all strings: one at a time, as documented, so what follows a match is not read.
+        return any(glob(p, value, ignore_case=ignore_case) for p in key)
+    return matcher.fullmatch(value) is not None
 
 
 def _arn_like(pattern: str, value: str) -> bool:
@@ -187,22 +207,19 @@ def _principal_matches(principal: Any, caller: str) -> bool:
 def statement_applies(
     stmt: Mapping[str, Any], request: Request, *, resource_policy: bool = False
 ) -> bool:
-    unknown = set(stmt) - _KNOWN_ELEMENTS
-    if unknown:
-        raise UnsupportedPolicy(f"statement elements {sorted(unknown)}")
+    if not _KNOWN_ELEMENTS.issuperset(stmt):
+        raise UnsupportedPolicy(f"statement elements {sorted(set(stmt) - _KNOWN_ELEMENTS)}")
     if "Action" in stmt:
-        actions = any(glob(a, request.action, ignore_case=True) for a in _list(stmt["Action"]))
+        actions = _glob_any(stmt["Action"], request.action, ignore_case=True)
     elif "NotAction" in stmt:
-        actions = not any(
-            glob(a, request.action, ignore_case=True) for a in _list(stmt["NotAction"])
-        )
+        actions = not _glob_any(stmt["NotAction"], request.action, ignore_case=True)
     else:
         raise UnsupportedPolicy("a statement needs Action or NotAction")
     if not actions:
         return False
-    if "Resource" in stmt and not any(glob(r, request.resource) for r in _list(stmt["Resource"])):
+    if "Resource" in stmt and not _glob_any(stmt["Resource"], request.resource):
         return False
-    if "NotResource" in stmt and any(glob(r, request.resource) for r in _list(stmt["NotResource"])):
+    if "NotResource" in stmt and _glob_any(stmt["NotResource"], request.resource):
         return False
     if resource_policy and not _principal_applies(stmt, request.principal):
         return False
