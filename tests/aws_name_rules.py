@@ -1,12 +1,13 @@
 """An oracle of AWS resource-name rules, independent of infra/naming.py.
 
-Constraints are read from the service models botocore ships, at import time, so
+Constraints are read from the service models botocore ships, on first use, so
 the oracle moves with botocore rather than with whoever wrote the naming code.
 Where a model is silent, or looser than what the service documents (Lambda's
 FunctionName admits whole ARNs, SQS and SNS carry no constraint at all), the
 documented rule is layered on top and cited in `source`.
 """
 
+import functools
 import re
 import warnings
 from collections.abc import Callable
@@ -328,24 +329,31 @@ def _build(session, kind: str, ref: _BotocoreRef | None, doc: _Documented | None
     return rule, doc.source
 
 
+# Built on first use, not at import: every test process imports this module while
+# collecting, most never ask it about a name, and reading the models takes longer than
+# most unit tests do.
+@functools.cache
 def _build_all() -> tuple[dict[str, NameRule], dict[str, str]]:
     session = botocore.session.get_session()
     built = {kind: _build(session, kind, ref, doc) for kind, (ref, doc) in _SPECS.items()}
     return {k: r for k, (r, _) in built.items()}, {k: lbl for k, (_, lbl) in built.items()}
 
 
-RULES: dict[str, NameRule]
-_PRIMARY_SOURCE: dict[str, str]
-RULES, _PRIMARY_SOURCE = _build_all()
+def __getattr__(name: str) -> dict[str, NameRule]:
+    """`RULES`: kind -> its rule."""
+    if name == "RULES":
+        return _build_all()[0]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def violations(kind: str, name: str) -> list[str]:
     """Reasons `name` is not a legal `kind` name, each citing its rule; [] when legal."""
+    rules, primary_source = _build_all()
     try:
-        rule = RULES[kind]
+        rule = rules[kind]
     except KeyError:
-        raise KeyError(f"unknown name kind {kind!r}; known: {sorted(RULES)}") from None
-    out = _shape_checks(_PRIMARY_SOURCE[kind], rule.min_len, rule.max_len, rule.pattern, name)
+        raise KeyError(f"unknown name kind {kind!r}; known: {sorted(rules)}") from None
+    out = _shape_checks(primary_source[kind], rule.min_len, rule.max_len, rule.pattern, name)
     if rule.extra is not None:
         out += rule.extra(name)
     return out

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import pytest
-from moto.awslambda.responses import LambdaResponse
+
+if TYPE_CHECKING:
+    from moto.awslambda.responses import LambdaResponse
 
 STALE = (
     "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/"
@@ -23,6 +26,10 @@ STALE = (
 
 @pytest.fixture(name="alias_revisions")
 def _alias_revisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Imported here, not at the top: the modules that import this fixture are collected by
+    # every test process, and moto's Lambda takes longer to import than most unit tests run.
+    from moto.awslambda.responses import LambdaResponse  # noqa: PLC0415
+
     original = LambdaResponse.update_alias
 
     def update_alias(self: LambdaResponse):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -69,17 +69,37 @@ def _list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-@cache
-def _compiled(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+def _translated(pattern: str) -> str:
     # fnmatch's `[` classes do not exist in IAM: escape them.
     translated = fnmatch.translate(pattern.replace("[", "\0").replace("]", "\1"))
-    translated = translated.replace("\0", r"\[").replace("\1", r"\]")
-    return re.compile(translated, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+    return translated.replace("\0", r"\[").replace("\1", r"\]")
+
+
+@cache
+def _compiled(patterns: tuple[str, ...], ignore_case: bool) -> re.Pattern[str]:
+    # One alternation of whole-string patterns: it fully matches a value when any one does.
+    alternatives = "|".join(f"(?:{_translated(p)})" for p in patterns)
+    return re.compile(alternatives, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def glob(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
     """IAM wildcard match: `*` any run of characters (`/` and `:` included), `?` one."""
-    return bool(_compiled(pattern, ignore_case).fullmatch(value))
+    return bool(_compiled((pattern,), ignore_case).fullmatch(value))
+
+
+def _glob_any(patterns: Any, value: str, *, ignore_case: bool = False) -> bool:
+    """Does any of an element's patterns (a string or a list of them) match `value`?"""
+    # The access tests match hundreds of thousands of statements: one regex per element's
+    # patterns, cached by their text, instead of a match per pattern.
+    key = tuple(patterns) if isinstance(patterns, list | tuple) else (patterns,)
+    if not key:
+        return False
+    try:
+        matcher = _compiled(key, ignore_case)
+    except (TypeError, AttributeError):
+        # Not all strings: one at a time, as documented, so what follows a match is not read.
+        return any(glob(p, value, ignore_case=ignore_case) for p in key)
+    return matcher.fullmatch(value) is not None
 
 
 def _arn_like(pattern: str, value: str) -> bool:
@@ -205,22 +225,23 @@ def _principal_matches(principal: Any, caller: str) -> bool:
 def statement_applies(
     stmt: Mapping[str, Any], request: Request, *, resource_policy: bool = False
 ) -> bool:
-    unknown = set(stmt) - _KNOWN_ELEMENTS
-    if unknown:
-        raise UnsupportedPolicy(f"statement elements {sorted(unknown)}")
+    if not _KNOWN_ELEMENTS.issuperset(stmt):
+        raise UnsupportedPolicy(f"statement elements {sorted(set(stmt) - _KNOWN_ELEMENTS)}")
     if "Action" in stmt:
-        actions = any(glob(a, request.action, ignore_case=True) for a in _list(stmt["Action"]))
+        actions = _glob_any(stmt["Action"], request.action, ignore_case=True)
     elif "NotAction" in stmt:
-        actions = not any(
-            glob(a, request.action, ignore_case=True) for a in _list(stmt["NotAction"])
-        )
+        actions = not _glob_any(stmt["NotAction"], request.action, ignore_case=True)
     else:
         raise UnsupportedPolicy("a statement needs Action or NotAction")
-    if not actions:
+    return actions and _applies_past_action(stmt, request, resource_policy=resource_policy)
+
+
+def _applies_past_action(
+    stmt: Mapping[str, Any], request: Request, *, resource_policy: bool
+) -> bool:
+    if "Resource" in stmt and not _glob_any(stmt["Resource"], request.resource):
         return False
-    if "Resource" in stmt and not any(glob(r, request.resource) for r in _list(stmt["Resource"])):
-        return False
-    if "NotResource" in stmt and any(glob(r, request.resource) for r in _list(stmt["NotResource"])):
+    if "NotResource" in stmt and _glob_any(stmt["NotResource"], request.resource):
         return False
     if resource_policy and not _principal_applies(stmt, request.principal):
         return False
@@ -235,16 +256,130 @@ def _principal_applies(stmt: Mapping[str, Any], caller: str) -> bool:
     raise UnsupportedPolicy("a resource policy statement needs Principal or NotPrincipal")
 
 
+class _NotPlain(Exception):
+    """A policy holds something besides dicts, lists, tuples, strings, numbers and None."""
+
+
+_PLAIN_LEAVES = (str, int, float, bool, type(None))
+
+
+def _plain_copy(value: Any) -> Any:
+    # Exact types only: an object that could change without its container noticing, or
+    # compare equal to what it is not, cannot stand in a snapshot that is compared.
+    if type(value) is dict:
+        return {key: _plain_copy(item) for key, item in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_plain_copy(item) for item in value)
+    if type(value) in _PLAIN_LEAVES:
+        return value
+    raise _NotPlain
+
+
+@dataclass
+class _ActionIndex:
+    """Which of a policy's statements name an action, found once per action."""
+
+    policy: dict[str, Any]  # held, so no other policy takes its id while it is cached
+    # The policy as indexed, which it must still equal for the index to stand; None: the
+    # policy is not indexed (it holds more than plain data or a statement is malformed).
+    snapshot: dict[str, Any] | None
+    matchers: list[tuple[re.Pattern[str] | None, bool]]  # per statement: patterns, NotAction
+    by_action: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def statements_for(self, action: str) -> tuple[int, ...]:
+        found = self.by_action.get(action)
+        if found is None:
+            found = self.by_action[action] = tuple(
+                i
+                for i, (matcher, negated) in enumerate(self.matchers)
+                if (matcher is not None and matcher.fullmatch(action) is not None) != negated
+            )
+        return found
+
+
+def _action_index(policy: dict[str, Any]) -> _ActionIndex:
+    unindexed = _ActionIndex(policy, None, [])
+    try:
+        snapshot = _plain_copy(policy)
+    except _NotPlain:
+        return unindexed
+    if "Statement" not in snapshot:
+        return unindexed
+    matchers = []
+    for stmt in _list(snapshot["Statement"]):
+        if type(stmt) is not dict or not _KNOWN_ELEMENTS.issuperset(stmt):
+            return unindexed
+        element = "Action" if "Action" in stmt else "NotAction"
+        if element not in stmt:
+            return unindexed
+        patterns = tuple(_list(stmt[element]))
+        if not all(type(p) is str for p in patterns):
+            return unindexed
+        matcher = _compiled(patterns, True) if patterns else None
+        matchers.append((matcher, element == "NotAction"))
+    return _ActionIndex(policy, snapshot, matchers)
+
+
+# The access tests ask thousands of questions of the same few policies of dozens of
+# statements each, and most statements name other actions. Both map id(policy) to
+# something holding the policy, so no other takes its id while it is remembered.
+_ASKED_ONCE: dict[int, Policy] = {}
+_ACTION_INDEXES: dict[int, _ActionIndex] = {}
+_MAX_REMEMBERED = 256
+
+
+def _remember(memory: dict[int, Any], policy: Policy, value: Any) -> None:
+    if len(memory) >= _MAX_REMEMBERED:
+        memory.clear()
+    memory[id(policy)] = value
+
+
+def _statements_for(policy: Policy, action: str) -> tuple[int, ...] | None:
+    """Positions of the statements whose Action admits `action`; None: check them all."""
+    if type(policy) is not dict:
+        return None
+    index = _ACTION_INDEXES.get(id(policy))
+    if index is None or index.policy is not policy:
+        # Indexing costs about a pass over the statements: only for the same policy object
+        # asked again (one parsed afresh for each question is checked in full).
+        if _ASKED_ONCE.get(id(policy)) is not policy:
+            _remember(_ASKED_ONCE, policy, policy)
+            return None
+        index = _action_index(policy)
+        _remember(_ACTION_INDEXES, policy, index)
+    elif index.snapshot is not None and index.snapshot != policy:
+        # Changed since it was indexed: a dict is mutable.
+        index = _action_index(policy)
+        _remember(_ACTION_INDEXES, policy, index)
+    return None if index.snapshot is None else index.statements_for(action)
+
+
+def _applying(
+    policy: Policy, request: Request, *, resource_policy: bool
+) -> Iterator[Mapping[str, Any]]:
+    """A policy's statements that apply to the request, in order."""
+    statements = _list(_document(policy)["Statement"])
+    positions = _statements_for(policy, request.action)
+    if positions is None:
+        for stmt in statements:
+            if statement_applies(stmt, request, resource_policy=resource_policy):
+                yield stmt
+        return
+    for i in positions:
+        # Indexed statements are well-formed and admit the action: the rest of the checks.
+        if _applies_past_action(statements[i], request, resource_policy=resource_policy):
+            yield statements[i]
+
+
 def _effects(
     policies: Iterable[Policy], request: Request, *, resource_policy: bool = False
 ) -> set[str]:
     effects = set()
     for policy in policies:
-        for stmt in _list(_document(policy)["Statement"]):
-            if statement_applies(stmt, request, resource_policy=resource_policy):
-                if stmt["Effect"] not in ("Allow", "Deny"):
-                    raise UnsupportedPolicy(f"Effect {stmt['Effect']!r}")
-                effects.add(stmt["Effect"])
+        for stmt in _applying(policy, request, resource_policy=resource_policy):
+            if stmt["Effect"] not in ("Allow", "Deny"):
+                raise UnsupportedPolicy(f"Effect {stmt['Effect']!r}")
+            effects.add(stmt["Effect"])
     return effects
 
 

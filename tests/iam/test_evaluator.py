@@ -283,3 +283,21 @@ def test_the_principal_arn_is_always_in_the_request_context() -> None:
     assert evaluate([doc(allow("kms:*"), guard)], request) == EXPLICIT_DENY
     other = Request("kms:Decrypt", "k", principal=f"arn:aws:iam::{ACCOUNT}:role/other")
     assert evaluate([doc(allow("kms:*"), guard)], other) == ALLOW
+
+
+def test_a_policy_asked_again_after_a_change_is_read_as_it_now_is() -> None:
+    # The evaluator remembers, per policy object, which statements name which action: a
+    # change to the same dict between questions must not be answered from that memory.
+    policy = doc(allow("s3:GetObject"), deny("s3:PutObject"))
+    get, put = Request("s3:GetObject", "x"), Request("s3:PutObject", "x")
+    for _ in range(3):
+        assert evaluate([policy], get) == ALLOW
+        assert evaluate([policy], put) == EXPLICIT_DENY
+    policy["Statement"][0]["Action"] = "s3:PutObject"
+    assert evaluate([policy], get) == IMPLICIT_DENY
+    assert evaluate([policy], put) == EXPLICIT_DENY
+    policy["Statement"].pop()
+    assert evaluate([policy], put) == ALLOW
+    policy["Statement"][0]["Sidd"] = "typo"
+    with pytest.raises(UnsupportedPolicy):
+        evaluate([policy], put)

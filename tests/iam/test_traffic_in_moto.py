@@ -32,13 +32,18 @@ from infra.components.ci_duties import DEPLOY, PROMOTE, PROMOTE_PROTECTED
 from scripts import events, promote, release, rollback
 from scripts.lib import aws
 from tests.iam.evaluator import ALLOW, Request
-from tests.iam.model import protected_branches, shared_model
+from tests.iam.model import AccessModel, protected_branches, shared_model
 from tests.moto_stack import ACCOUNT, REGION, build_deployed_stack
 
-# The moto stack stands in one region whatever Pulumi.yaml says (a renamed fork moves it):
-# the policies judged must name that region, as the real stack's would.
-MODEL = shared_model(REGION)
 pytestmark = pytest.mark.moto
+
+
+def shared_access() -> AccessModel:
+    """The shared stack's access, synthesized on first use: every test process collects
+    this module, and only the moto tier runs its tests."""
+    # The moto stack stands in one region whatever Pulumi.yaml says (a renamed fork moves
+    # it): the policies judged must name that region, as the real stack's would.
+    return shared_model(REGION)
 
 
 _UNGUARDED = botocore.client.BaseClient._make_api_call
@@ -79,9 +84,8 @@ class Guard:
             naming.slugify(stack.branch),
             stack.outputs["stack_kind"],
         )
-        self.tags = {
-            f"aws:ResourceTag/{k}": v for k, v in naming.tags(MODEL.project, branch).items()
-        }
+        tags = naming.tags(shared_access().project, branch)
+        self.tags = {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
 
     def requests(self, service: str, operation: str, params: Mapping[str, Any]) -> list[Request]:
         o = self.stack.outputs
@@ -242,8 +246,9 @@ class Guard:
     def check(self, service: str, operation: str, params: Mapping[str, Any]) -> None:
         if self.paused:
             return
+        model = shared_access()
         for request in self.requests(service, operation, params):
-            decision = MODEL.decide(self.duty, request)
+            decision = model.decide(self.duty, request)
             self.decided.append((request, decision))
             if decision != ALLOW:
                 raise ClientError(
@@ -251,7 +256,7 @@ class Guard:
                         "Error": {
                             # S3 names its refusal otherwise than the JSON APIs do.
                             "Code": "AccessDenied" if service == "s3" else "AccessDeniedException",
-                            "Message": f"User: {MODEL.roles[self.duty].arn} is not authorized to "
+                            "Message": f"User: {model.roles[self.duty].arn} is not authorized to "
                             f"perform: {request.action} on resource: {request.resource}",
                         }
                     },
@@ -447,7 +452,7 @@ def test_moto_itself_lets_the_promote_role_read_only_its_kind_s_event_stores(
     iam.put_user_policy(
         UserName="promote",
         PolicyName="promote",
-        PolicyDocument=json.dumps(MODEL.roles[PROMOTE].policies[0]),
+        PolicyDocument=json.dumps(shared_access().roles[PROMOTE].policies[0]),
     )
     key = iam.create_access_key(UserName="promote")["AccessKey"]
     s3 = boto3.client(

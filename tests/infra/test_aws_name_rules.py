@@ -1,3 +1,6 @@
+import functools
+
+import botocore.model
 import botocore.session
 import pytest
 from hypothesis import given, settings
@@ -142,10 +145,21 @@ CASES = {
 }
 
 
+@functools.cache
+def _session() -> botocore.session.Session:
+    return botocore.session.get_session()
+
+
+@functools.cache
+def _service_model(service: str) -> botocore.model.ServiceModel:
+    # Loaded once per service for the module, only read: a new session per test re-read
+    # every model from disk, most of this module's time.
+    return _session().get_service_model(service)
+
+
 def _botocore_metadata(ref):
     service, operation, path = ref
-    session = botocore.session.get_session()
-    shape = session.get_service_model(service).operation_model(operation).input_shape
+    shape = _service_model(service).operation_model(operation).input_shape
     for step in path:
         if shape.type_name == "list":
             shape = shape.member
