@@ -107,8 +107,9 @@ class LambdaAlias:
             {"list_versions_by_function": self.list_versions},
         )
 
-    def _exists(self, function: str, alias: str | None = None) -> None:
-        if function != self.function or alias not in (None, self.alias):
+    def _exists(self, function: str, *alias: str) -> None:
+        # An alias call must name the alias (botocore refuses a missing or None Name).
+        if function != self.function or alias not in ((), (self.alias,)):
             raise client_error("ResourceNotFoundException", "Lambda", f"{function}:{alias}")
 
     def get_alias(self, FunctionName: str, Name: str) -> dict:

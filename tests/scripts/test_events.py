@@ -947,3 +947,43 @@ def test_cli_reads_its_arguments_and_asks_aws_in_the_stack_s_region(
     assert cli_clients["made"] == [("s3", "eu-west-3")]
     assert events.main(["dlq", "--outputs", cli_clients["outputs"]]) == 0
     assert cli_clients["made"][1:] == [("sqs", "eu-west-3"), ("events", "eu-west-3")]
+
+
+REPLAY_WINDOW = ["replay", "--start", "2026-01-01T00:00:00Z", "--end", "2026-01-02T00:00:00Z"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        ([], ["emit", "history", "state", "replay", "dlq"]),
+        (["emit", "--version", "3"], ["kind"]),
+        (["emit", "bogus", "--version", "3"], ["bogus", *events.KINDS]),
+        (["emit", next(iter(events.KINDS))], ["--version"]),
+        (["emit", next(iter(events.KINDS)), "--version", "3", "--detail", "[1]"], ["--detail"]),
+        (["history", "--format", "xml"], ["xml", "table", "json"]),
+        (["state", "--format", "xml"], ["xml", "table", "json"]),
+        (["replay", "--end", "2026-01-01T00:00:00Z"], ["--start"]),
+        (["replay", "--start", "2026-01-01T00:00:00Z"], ["--end"]),
+        (
+            [*REPLAY_WINDOW, "--poll-seconds", "soon"],
+            ["--poll-seconds", "soon"],
+        ),
+    ],
+)
+def test_bad_command_lines_exit_2_naming_the_input_and_what_is_valid(
+    argv: list[str], names: list[str], capsys
+) -> None:
+    assert events.main([*argv, "--outputs", "missing.json"]) == 2
+    err = capsys.readouterr().err
+    for name in names:
+        assert name in err, name
+
+
+def test_history_and_state_default_to_a_table_and_replay_polls_every_ten_seconds() -> None:
+    source = ["--outputs", "outputs.json"]
+    for verb in ("history", "state"):
+        assert events.parse_args([verb, *source]).format == "table"
+    replay = events.parse_args([*REPLAY_WINDOW, *source])
+    assert replay.poll_seconds == 10.0
+    emit = events.parse_args(["emit", next(iter(events.KINDS)), "--version", "3", *source])
+    assert emit.detail == {}

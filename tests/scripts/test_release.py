@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import re
 import sys
 from typing import Any
 
@@ -1107,3 +1108,21 @@ def test_cli_without_urls_reports_none(cli_release, capsys) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), "api_urls": "x"}))
     assert release.main(["--outputs", str(path)]) == 0
     assert "| v2-d2 | n/a |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("records_an_event", [True, False])
+def test_a_release_counts_each_of_its_steps_once_and_ends_at_its_total(
+    capsys, records_an_event: bool
+) -> None:
+    # Without a progress of the caller's, the release makes its own: `[done/total]`
+    # must climb by one a step and stop at the total, with or without the event step.
+    arguments: dict[str, Any] = {"progress": None}
+    if not records_an_event:
+        arguments["emit"] = None
+    _release(ApiStandIn(), **arguments)
+    steps = [
+        (int(done), int(total))
+        for done, total in re.findall(r"^release: \[(\d+)/(\d+)\]", capsys.readouterr().err, re.M)
+    ]
+    total = steps[-1][1]
+    assert steps == [(n, total) for n in range(1, total + 1)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 
 import pytest
@@ -197,6 +198,7 @@ def _codedeploy(*in_flight: str) -> FakeClient:
 
 def _rollback(alias: LambdaAlias, to: str, codedeploy=None, **kwargs) -> rollback.RollbackResult:
     emitted: list[tuple[str, dict]] = []
+    kwargs.setdefault("progress", Progress("rollback", total=2, stream=io.StringIO()))
     result = rollback.rollback(
         alias.client,
         codedeploy,
@@ -204,7 +206,6 @@ def _rollback(alias: LambdaAlias, to: str, codedeploy=None, **kwargs) -> rollbac
         alias="live",
         to_version=to,
         emit=lambda kind, **fields: emitted.append((kind, fields)),
-        progress=Progress("rollback", total=2, stream=io.StringIO()),
         **kwargs,
     )
     result.emitted = emitted  # type: ignore[attr-defined]
@@ -503,3 +504,32 @@ def test_cli_without_codedeploy_outputs_makes_no_codedeploy_client(
     out = capsys.readouterr().out
     assert "| changed | no (already there) |" in out
     assert "Not recorded" not in out
+
+
+def test_a_rollback_counts_each_of_its_steps_once_and_ends_at_its_total(capsys) -> None:
+    # Its own progress, when the caller gives none: one step per step, up to the total.
+    _rollback(
+        LambdaAlias("2", {"3": 0.25}),
+        "2",
+        _codedeploy("d-1"),
+        application="a",
+        group="g",
+        progress=None,
+    )
+    steps = [
+        (int(done), int(total))
+        for done, total in re.findall(r"^rollback: \[(\d+)/(\d+)\]", capsys.readouterr().err, re.M)
+    ]
+    total = steps[-1][1]
+    assert steps == [(n, total) for n in range(1, total + 1)]
+
+
+def test_a_deployment_that_cannot_be_stopped_is_named_and_the_alias_stays() -> None:
+    alias = LambdaAlias("2", {"3": 0.25})
+    refused = client_error("AccessDeniedException", "StopDeployment", "not authorized")
+    codedeploy = FakeClient(
+        {"stop_deployment": refused}, {"list_deployments": [{"deployments": ["d-7"]}]}
+    )
+    with pytest.raises(aws.ScriptError, match="stopping deployment d-7"):
+        _rollback(alias, "2", codedeploy, application="a", group="g")
+    assert alias.moves == []
