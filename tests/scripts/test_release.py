@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import re
 import sys
 from typing import Any
 
@@ -19,6 +18,7 @@ from scripts import events, release
 from scripts.lib import aws, outputs
 from scripts.lib.progress import Progress
 from tests.fake_aws import FakeClient, client_error
+from tests.progress_lines import assert_climbs_one_step_at_a_time_to_its_total
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -1114,15 +1114,10 @@ def test_cli_without_urls_reports_none(cli_release, capsys) -> None:
 def test_a_release_counts_each_of_its_steps_once_and_ends_at_its_total(
     capsys, records_an_event: bool
 ) -> None:
-    # Without a progress of the caller's, the release makes its own: `[done/total]`
-    # must climb by one a step and stop at the total, with or without the event step.
+    # Without a progress of the caller's, the release makes its own, with or without the
+    # step that records the event.
     arguments: dict[str, Any] = {"progress": None}
     if not records_an_event:
         arguments["emit"] = None
     _release(ApiStandIn(), **arguments)
-    steps = [
-        (int(done), int(total))
-        for done, total in re.findall(r"^release: \[(\d+)/(\d+)\]", capsys.readouterr().err, re.M)
-    ]
-    total = steps[-1][1]
-    assert steps == [(n, total) for n in range(1, total + 1)]
+    assert_climbs_one_step_at_a_time_to_its_total(capsys.readouterr().err, "release")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import sys
 
 import pytest
@@ -16,6 +15,7 @@ from scripts.lib.progress import Progress
 from scripts.lib.promotion import ConcurrentChange
 from tests.fake_aws import FakeClient, LambdaAlias, client_error
 from tests.lambda_revisions import _alias_revisions  # noqa: F401 - the fixture alias_revisions
+from tests.progress_lines import assert_climbs_one_step_at_a_time_to_its_total
 
 
 def _source(deployed) -> list[str]:
@@ -507,21 +507,10 @@ def test_cli_without_codedeploy_outputs_makes_no_codedeploy_client(
 
 
 def test_a_rollback_counts_each_of_its_steps_once_and_ends_at_its_total(capsys) -> None:
-    # Its own progress, when the caller gives none: one step per step, up to the total.
-    _rollback(
-        LambdaAlias("2", {"3": 0.25}),
-        "2",
-        _codedeploy("d-1"),
-        application="a",
-        group="g",
-        progress=None,
-    )
-    steps = [
-        (int(done), int(total))
-        for done, total in re.findall(r"^rollback: \[(\d+)/(\d+)\]", capsys.readouterr().err, re.M)
-    ]
-    total = steps[-1][1]
-    assert steps == [(n, total) for n in range(1, total + 1)]
+    # Its own progress, when the caller gives none.
+    alias = LambdaAlias("2", {"3": 0.25})
+    _rollback(alias, "2", _codedeploy("d-1"), application="a", group="g", progress=None)
+    assert_climbs_one_step_at_a_time_to_its_total(capsys.readouterr().err, "rollback")
 
 
 def test_a_deployment_that_cannot_be_stopped_is_named_and_the_alias_stays() -> None:

@@ -22,6 +22,7 @@ from scripts.lib.lambda_alias import AliasState
 from scripts.lib.progress import Progress
 from scripts.lib.promotion import Step
 from tests.fake_aws import FakeClient, LambdaAlias, client_error
+from tests.progress_lines import assert_climbs_one_step_at_a_time_to_its_total
 
 ALARMS = ("errors", "latency")
 
@@ -1019,3 +1020,11 @@ def test_a_promotion_whose_record_fails_is_promoted_and_says_how_to_record_it() 
     assert result.outcome == promotion.PROMOTED
     (note,) = result.unrecorded
     assert note.startswith("the `promoted` event was not recorded (bus down)")
+
+
+def test_a_promotion_counts_each_of_its_steps_once_and_ends_at_its_total(capsys) -> None:
+    # Its own progress, when the caller gives none: one step a traffic weight.
+    _promote(LambdaAlias("1"), Alarms(errors="OK", latency="OK"), progress=None)
+    assert_climbs_one_step_at_a_time_to_its_total(capsys.readouterr().err, "promote")
+    _promote_codedeploy(_codedeploy(_deployment("Succeeded")), LambdaAlias("1"), progress=None)
+    assert_climbs_one_step_at_a_time_to_its_total(capsys.readouterr().err, "promote")
