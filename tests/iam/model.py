@@ -11,7 +11,7 @@ import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from infra import config, naming
@@ -111,7 +111,7 @@ class AccessModel:
             return self.bucket_policy
         return None
 
-    @property
+    @cached_property
     def bucket_policy(self) -> Mapping[str, Any]:
         (policy,) = [
             json.loads(r["inputs"]["policy"])

@@ -15,7 +15,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import yaml
 
 from infra import naming
 from infra.components import ci_access, ci_duties
@@ -23,6 +22,7 @@ from scripts import bootstrap
 from scripts.lib import bootstrap_github
 from tests.iam.model import REPOSITORY, AccessModel, protected_branches, settings
 from tests.project import ROOT
+from tests.yaml_files import load_yaml
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 # Repository variable holding a role ARN -> the duty of that role.
@@ -119,7 +119,7 @@ _STATUS = {"cancelled": lambda: False, "always": lambda: True, "success": lambda
 
 
 def load(name: str) -> dict[str, Any]:
-    return yaml.safe_load((WORKFLOWS / name).read_text())
+    return load_yaml(WORKFLOWS / name)
 
 
 def environment_of(job: Mapping[str, Any]) -> Any:
@@ -157,7 +157,7 @@ def called(
     caller: Mapping[str, Any], context: Mapping[str, Any]
 ) -> tuple[Mapping[str, Any], dict[str, Any]]:
     """A reusable workflow's one job, with the inputs its caller passes."""
-    workflow = yaml.safe_load((ROOT / caller["uses"].removeprefix("./")).read_text())
+    workflow = load_yaml(ROOT / caller["uses"].removeprefix("./"))
     (job,) = workflow["jobs"].values()
     inputs = {k: evaluate(v, context) for k, v in (caller.get("with") or {}).items()}
     return job, inputs
@@ -184,7 +184,7 @@ def gets_token(caller: Mapping[str, Any]) -> bool:
 def inner_jobs(caller: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if "uses" not in caller:
         return [caller]
-    workflow = yaml.safe_load((ROOT / caller["uses"].removeprefix("./")).read_text())
+    workflow = load_yaml(ROOT / caller["uses"].removeprefix("./"))
     return list(workflow["jobs"].values())
 
 

@@ -20,6 +20,7 @@ from scripts import bootstrap
 from scripts import protected as protected_script
 from scripts import stack as stack_script
 from tests.project import ROOT
+from tests.yaml_files import load_yaml
 
 GITHUB = ROOT / ".github"
 WORKFLOW_FILES = sorted((GITHUB / "workflows").glob("*.yml"))
@@ -147,7 +148,7 @@ ACTION_INPUTS = {
 
 
 def load(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return load_yaml(path)
 
 
 def triggers(workflow: Mapping[str, Any]) -> dict[str, Any]:
