@@ -852,3 +852,58 @@ def test_registrations_keep_their_names_and_dependencies() -> None:
         [Registered("s", ENCRYPTION, "s", True, "", [bucket_urn], {"bucket": rules.UNKNOWN})]
     )
     assert setting.depends_on == (bucket_urn,)
+
+
+# --- each resource on its own -----------------------------------------------------------------
+
+
+def _bucket_with_settings(kind: str, i: int) -> list[rules.Resource]:
+    """A bucket named after its position, as one of the ways a stack may (not) protect it."""
+    physical = f"mlship-x-bucket-{i}"
+    own = resource(BUCKET, f"bucket-{i}", bucket=physical)
+    sse = {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}]}
+    settings = {
+        "secure": [
+            resource(ENCRYPTION, f"enc-{i}", bucket=physical, **sse),
+            resource(PUBLIC_ACCESS, f"block-{i}", bucket=physical, **ALL_FLAGS),
+        ],
+        "inline": [],
+        "bare": [],
+        "no-algorithm": [resource(ENCRYPTION, f"enc-{i}", bucket=physical, rules=[{}])],
+        "unknown-rules": [resource(ENCRYPTION, f"enc-{i}", bucket=physical, rules=rules.UNKNOWN)],
+        "half-blocked": [
+            resource(
+                PUBLIC_ACCESS,
+                f"block-{i}",
+                bucket=physical,
+                **{**ALL_FLAGS, "blockPublicAcls": False},
+            )
+        ],
+    }[kind]
+    if kind == "inline":
+        own = resource(
+            BUCKET, f"bucket-{i}", bucket=physical, serverSideEncryptionConfiguration=sse
+        )
+    return [own, *settings]
+
+
+BUCKET_KINDS = ["secure", "inline", "bare", "no-algorithm", "unknown-rules", "half-blocked"]
+
+
+@given(st.lists(st.sampled_from(BUCKET_KINDS), min_size=1, max_size=6))
+def test_every_bucket_is_judged_whatever_the_others_are(kinds: list[str]) -> None:
+    # A stack's violations are those of each of its buckets judged alone: a compliant
+    # bucket before another must not end or change its check.
+    groups = [_bucket_with_settings(kind, i) for i, kind in enumerate(kinds)]
+    for rule in (rules.BUCKET_ENCRYPTED, rules.BUCKET_PUBLIC_ACCESS_BLOCKED):
+        alone = [str(v) for group in groups for v in check(group, rule)]
+        together = [str(v) for v in check([r for group in groups for r in group], rule)]
+        assert sorted(together) == sorted(alone), rule
+
+
+@given(st.permutations([*COMPLIANT_DOCUMENTS.values(), *VIOLATING_DOCUMENTS.values()]))
+def test_every_policy_is_judged_whatever_the_others_are(documents: list[str]) -> None:
+    policies = [resource(ROLE_POLICY, f"p{i}", role="r", policy=d) for i, d in enumerate(documents)]
+    alone = [str(v) for p in policies for v in check([p], rules.IAM_NO_STAR_ON_STAR)]
+    assert sorted(str(v) for v in check(policies, rules.IAM_NO_STAR_ON_STAR)) == sorted(alone)
+    assert len(alone) >= len(VIOLATING_DOCUMENTS)
