@@ -774,3 +774,17 @@ def _meeting(condition: dict[str, dict[str, object]]) -> dict[str, object]:
 
 def _as_list(value: object) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def test_the_deploy_roles_get_a_bearer_token_for_codeartifact_and_no_other_service(
+    access: AccessModel,
+) -> None:
+    # `deps login` (deploy and train install the model's pinned packages from CodeArtifact)
+    # asks STS for a bearer token naming the service; it is the only one they may have.
+    def token_for(service: str) -> Request:
+        return Request("sts:GetServiceBearerToken", "*", {"sts:AWSServiceName": service})
+
+    for duty in (DEPLOY, DEPLOY_PROTECTED):
+        assert access.decide(duty, token_for("codeartifact.amazonaws.com")) == ALLOW, duty
+        assert access.decide(duty, token_for("codecatalyst.amazonaws.com")) != ALLOW, duty
+        assert access.decide(duty, Request("sts:GetServiceBearerToken", "*")) != ALLOW, duty
