@@ -1028,3 +1028,22 @@ def test_a_promotion_counts_each_of_its_steps_once_and_ends_at_its_total(capsys)
     assert_climbs_one_step_at_a_time_to_its_total(capsys.readouterr().err, "promote")
     _promote_codedeploy(_codedeploy(_deployment("Succeeded")), LambdaAlias("1"), progress=None)
     assert_climbs_one_step_at_a_time_to_its_total(capsys.readouterr().err, "promote")
+
+
+def test_a_failed_deployment_that_left_the_alias_split_is_put_back_by_name() -> None:
+    info = _deployment("Failed", errorInformation={"code": "ALARM_ACTIVE", "message": "x"})
+    alias = LambdaAlias("1")
+
+    class SplitThenFail(Waiter):
+        # CodeDeploy shifted 10% to the candidate, then failed without shifting it back.
+        def wait(self, **kwargs: object) -> None:
+            alias.primary, alias.weights = "1", {"2": 0.1}
+            alias.revision = "r-codedeploy"
+            super().wait(**kwargs)
+
+    waiter = SplitThenFail(WaiterError("deployment_successful", "failed", info))
+    result, _ = _promote_codedeploy(_codedeploy(info, waiter=waiter), alias)
+    assert result.outcome == promotion.ROLLED_BACK
+    assert (alias.primary, alias.weights) == ("1", {})
+    # The put-back names the function and alias, locked on what CodeDeploy left.
+    assert alias.moves[-1] == ("1", {}, "r-codedeploy")
