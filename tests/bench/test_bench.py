@@ -212,9 +212,12 @@ class FakeRunner:
 
     def __call__(self, argv: Sequence[str], *, cwd: Path, env: dict, timeout: float) -> Sample:
         self.calls.append(list(argv))
-        is_floor = "import pulumi, pulumi_aws" in argv or "--collect-only" in argv
+        collecting = feedback.COLLECT_ONLY[-1] in argv
+        is_floor = "import pulumi, pulumi_aws" in argv or collecting
         stdout = json.dumps(self.probe) if "bench.probe" in argv else "5 passed in 1.0s\n"
         returncode = self.returncode
+        if collecting and returncode == 0:  # every test deselected: pytest's "no tests ran"
+            stdout, returncode = "5 deselected in 1.0s\n", feedback.NO_TESTS_RAN
         if "calibrate" in argv:  # an idle machine: the probe got a whole core
             stdout, returncode = json.dumps({"wall_s": 0.2, "cpu_s": 0.2}), 0
         return Sample(
@@ -292,9 +295,35 @@ def test_quick_skips_the_whole_suite_and_venv_setup_without_running_them() -> No
     # tier's marker expression, in parallel workers.
     assert len(runner.calls) == 6 == feedback.Feedback().planned_runs(ctx)
     unit = [*tiers.UNIT_TIER, *tiers.PARALLEL]
-    timed = [*unit, "-p", "bench.evaluations"]
-    assert all(c[-len(timed) :] == timed for c in runner.calls[1::3])
-    assert all(c[-len(unit) - 1 :] == [*unit, "--collect-only"] for c in runner.calls[0::3])
+    for collect, timed in zip(runner.calls[0::3], runner.calls[1::3], strict=True):
+        for argv in (collect, timed):
+            assert any(argv[i : i + len(unit)] == unit for i in range(len(argv))), argv
+        # The collection runs the same workers and runs no test; only the timed run is timed
+        # per evaluation; each starts from its own empty temporary directory.
+        assert [*feedback.COLLECT_ONLY] == collect[-2:]
+        assert "bench.evaluations" in timed and "bench.evaluations" not in collect
+        (one,), (two,) = (
+            [a for a in argv if a.startswith("--basetemp=")] for argv in (collect, timed)
+        )
+        assert one != two
+
+
+@pytest.mark.process
+def test_the_collection_run_starts_the_workers_and_runs_no_test(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", PURE),
+            *(*tiers.PARALLEL, f"--basetemp={tmp_path}", *feedback.COLLECT_ONLY),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == feedback.NO_TESTS_RAN, result.stdout
+    assert "no tests ran" in result.stdout and "passed" not in result.stdout
+    # pytest-xdist brought its workers up, which is what the tier pays to collect.
+    assert "bringing up nodes" in result.stdout
 
 
 def test_a_failing_test_run_is_an_error_not_a_time() -> None:
