@@ -131,8 +131,8 @@ def rows(synthesis: synth.Synthesis) -> list[dict[str, Any]]:
 def shared_model(region: str | None = None) -> AccessModel:
     """The shared stack's access, in Pulumi.yaml's region unless `region` is given.
 
-    For the moto tier's module-level tables; the unit tests take the session fixture
-    `access` (tests/conftest.py) instead.
+    For the moto tier, whose stack stands in its own region; the unit tests take the
+    session fixture `access` (tests/conftest.py) instead.
     """
     overrides: dict[str, object] = {"githubRepository": REPOSITORY}
     if region is not None:
