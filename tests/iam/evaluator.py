@@ -65,7 +65,7 @@ def _document(policy: Policy) -> Mapping[str, Any]:
     return json.loads(policy) if isinstance(policy, str) else policy
 
 
-def _list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
@@ -148,7 +148,7 @@ def _condition_holds(  # noqa: PLR0911 - one return per documented case
     operator: str, key: str, policy_values: Any, context: Mapping[str, Any]
 ) -> bool:
     present, value = _context_value(context, key)
-    expected = [str(v) if not isinstance(v, bool) else v for v in _list(policy_values)]
+    expected = [str(v) if not isinstance(v, bool) else v for v in as_list(policy_values)]
     if operator == "Null":
         return any(_bool(e, not present) for e in expected)
     set_operator = None
@@ -172,7 +172,7 @@ def _condition_holds(  # noqa: PLR0911 - one return per documented case
         hit = any(match(e, actual) for e in expected)
         return not hit if base in _NEGATED else hit
 
-    values = _list(value)
+    values = as_list(value)
     if set_operator == "ForAnyValue":
         return any(one(v) for v in values)
     if set_operator == "ForAllValues":
@@ -214,7 +214,7 @@ def _principal_matches(principal: Any, caller: str) -> bool:
     for kind, values in principal.items():
         if kind != _principal_type(caller):
             continue
-        for value in _list(values):
+        for value in as_list(values):
             # `arn:...:root` names the account, not its roles: a resource policy
             # naming it hands the decision to IAM (see evaluate_kms), it grants nothing.
             if value in {"*", caller}:
@@ -306,13 +306,13 @@ def _action_index(policy: dict[str, Any]) -> _ActionIndex:
     if "Statement" not in snapshot:
         return unindexed
     matchers = []
-    for stmt in _list(snapshot["Statement"]):
+    for stmt in as_list(snapshot["Statement"]):
         if type(stmt) is not dict or not _KNOWN_ELEMENTS.issuperset(stmt):
             return unindexed
         element = "Action" if "Action" in stmt else "NotAction"
         if element not in stmt:
             return unindexed
-        patterns = tuple(_list(stmt[element]))
+        patterns = tuple(as_list(stmt[element]))
         if not all(type(p) is str for p in patterns):
             return unindexed
         matcher = _compiled(patterns, True) if patterns else None
@@ -358,7 +358,7 @@ def _applying(
     policy: Policy, request: Request, *, resource_policy: bool
 ) -> Iterator[Mapping[str, Any]]:
     """A policy's statements that apply to the request, in order."""
-    statements = _list(_document(policy)["Statement"])
+    statements = as_list(_document(policy)["Statement"])
     positions = _statements_for(policy, request.action)
     if positions is None:
         for stmt in statements:

@@ -30,7 +30,7 @@ from scripts import synth
 from tests.conftest import Programs
 from tests.iam import actions
 from tests.iam.actions import Call, Target
-from tests.iam.evaluator import ALLOW, Request, evaluate, evaluate_kms
+from tests.iam.evaluator import ALLOW, Request, as_list, evaluate, evaluate_kms
 from tests.iam.model import ACCOUNT, REPOSITORY, AccessModel, protected_branches, rows
 from tests.infra.test_naming import git_branches
 from tests.project import PROJECT
@@ -747,8 +747,8 @@ def test_the_boundary_lets_each_role_a_stack_makes_do_what_its_policy_grants(
         for stmt in json.loads(row["inputs"]["policy"])["Statement"]:
             if stmt["Effect"] != "Allow":
                 continue
-            for action in _as_list(stmt["Action"]):
-                for resource in _as_list(stmt["Resource"]):
+            for action in as_list(stmt["Action"]):
+                for resource in as_list(stmt["Resource"]):
                     # One request inside each pattern: a wildcard stands for any text.
                     request = Request(
                         action.replace("*", "Get"),
@@ -768,12 +768,8 @@ def _meeting(condition: dict[str, dict[str, object]]) -> dict[str, object]:
         if operator not in {"StringEquals", "StringLike", "ArnLike", "ArnEquals", "Bool"}:
             raise AssertionError(f"no request is made up for {operator} yet: add it here")
         for key, values in block.items():
-            context[key] = _as_list(values)[0].replace("*", "x")
+            context[key] = as_list(values)[0].replace("*", "x")
     return context
-
-
-def _as_list(value: object) -> list[str]:
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
 def test_the_deploy_roles_get_a_bearer_token_for_codeartifact_and_no_other_service(

@@ -860,31 +860,25 @@ def test_registrations_keep_their_names_and_dependencies() -> None:
 def _bucket_with_settings(kind: str, i: int) -> list[rules.Resource]:
     """A bucket named after its position, as one of the ways a stack may (not) protect it."""
     physical = f"mlship-x-bucket-{i}"
-    own = resource(BUCKET, f"bucket-{i}", bucket=physical)
     sse = {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}]}
-    settings = {
-        "secure": [
+    if kind == "inline":
+        return [
+            resource(BUCKET, f"bucket-{i}", bucket=physical, serverSideEncryptionConfiguration=sse)
+        ]
+    own = resource(BUCKET, f"bucket-{i}", bucket=physical)
+    if kind == "secure":
+        return [
+            own,
             resource(ENCRYPTION, f"enc-{i}", bucket=physical, **sse),
             resource(PUBLIC_ACCESS, f"block-{i}", bucket=physical, **ALL_FLAGS),
-        ],
-        "inline": [],
-        "bare": [],
-        "no-algorithm": [resource(ENCRYPTION, f"enc-{i}", bucket=physical, rules=[{}])],
-        "unknown-rules": [resource(ENCRYPTION, f"enc-{i}", bucket=physical, rules=rules.UNKNOWN)],
-        "half-blocked": [
-            resource(
-                PUBLIC_ACCESS,
-                f"block-{i}",
-                bucket=physical,
-                **{**ALL_FLAGS, "blockPublicAcls": False},
-            )
-        ],
-    }[kind]
-    if kind == "inline":
-        own = resource(
-            BUCKET, f"bucket-{i}", bucket=physical, serverSideEncryptionConfiguration=sse
-        )
-    return [own, *settings]
+        ]
+    if kind == "half-blocked":
+        flags = {**ALL_FLAGS, "blockPublicAcls": False}
+        return [own, resource(PUBLIC_ACCESS, f"block-{i}", bucket=physical, **flags)]
+    encryption_rules = {"bare": None, "no-algorithm": [{}], "unknown-rules": rules.UNKNOWN}[kind]
+    if encryption_rules is None:
+        return [own]
+    return [own, resource(ENCRYPTION, f"enc-{i}", bucket=physical, rules=encryption_rules)]
 
 
 BUCKET_KINDS = ["secure", "inline", "bare", "no-algorithm", "unknown-rules", "half-blocked"]

@@ -20,7 +20,7 @@ from scripts import bootstrap
 from scripts import protected as protected_script
 from scripts import stack as stack_script
 from tests.project import ROOT
-from tests.yaml_files import load_yaml
+from tests.yaml_files import load_yaml as load
 
 GITHUB = ROOT / ".github"
 WORKFLOW_FILES = sorted((GITHUB / "workflows").glob("*.yml"))
@@ -145,10 +145,6 @@ ACTION_INPUTS = {
         "web-identity-token-file",
     },
 }
-
-
-def load(path: Path) -> dict[str, Any]:
-    return load_yaml(path)
 
 
 def triggers(workflow: Mapping[str, Any]) -> dict[str, Any]:

@@ -186,20 +186,25 @@ def test_the_first_firing_poll_ends_the_bake_at_once() -> None:
     assert [s.alarms for s in result.steps] == ["ALARM: errors"]
 
 
+def _watch(alarms: Alarms, sleep, clock, *, bake_seconds, poll_seconds, stream=None):
+    """One bake at 10%, its progress on `stream` (discarded by default)."""
+    return alarm_watch.watch_alarms(
+        alarms.client,
+        ALARMS,
+        weight=10,
+        bake_seconds=bake_seconds,
+        poll_seconds=poll_seconds,
+        sleep=sleep,
+        clock=clock,
+        progress=Progress("promote", total=1, stream=stream or io.StringIO(), clock=clock),
+    )
+
+
 def test_a_bake_looks_again_at_its_end_and_never_sleeps_past_it() -> None:
     clock = Clock()
     alarms = Alarms(errors="OK", latency="INSUFFICIENT_DATA")
     stream = io.StringIO()
-    states = alarm_watch.watch_alarms(
-        alarms.client,
-        ALARMS,
-        weight=10,
-        bake_seconds=50,
-        poll_seconds=20,
-        sleep=clock.sleep,
-        clock=clock,
-        progress=Progress("promote", total=1, stream=stream, clock=clock),
-    )
+    states = _watch(alarms, clock.sleep, clock, bake_seconds=50, poll_seconds=20, stream=stream)
     assert clock.slept == [20, 20, 10]
     assert alarms.polls == 4
     assert states == {"errors": "OK", "latency": "INSUFFICIENT_DATA"}
@@ -209,16 +214,7 @@ def test_a_bake_looks_again_at_its_end_and_never_sleeps_past_it() -> None:
 def test_a_bake_with_a_clock_that_never_moves_still_ends() -> None:
     alarms = Alarms(errors="OK", latency="OK")
     slept: list[float] = []
-    alarm_watch.watch_alarms(
-        alarms.client,
-        ALARMS,
-        weight=10,
-        bake_seconds=60,
-        poll_seconds=30,
-        sleep=slept.append,
-        clock=lambda: 0.0,
-        progress=Progress("promote", total=1, stream=io.StringIO()),
-    )
+    _watch(alarms, slept.append, lambda: 0.0, bake_seconds=60, poll_seconds=30)
     assert alarms.polls == 3
     assert slept == [30, 30]
 
@@ -226,16 +222,7 @@ def test_a_bake_with_a_clock_that_never_moves_still_ends() -> None:
 def test_a_zero_bake_looks_once() -> None:
     alarms = Alarms(errors="OK", latency="OK")
     clock = Clock()
-    alarm_watch.watch_alarms(
-        alarms.client,
-        ALARMS,
-        weight=10,
-        bake_seconds=0,
-        poll_seconds=30,
-        sleep=clock.sleep,
-        clock=clock,
-        progress=Progress("promote", total=1, stream=io.StringIO()),
-    )
+    _watch(alarms, clock.sleep, clock, bake_seconds=0, poll_seconds=30)
     assert (alarms.polls, clock.slept) == (1, [])
 
 
