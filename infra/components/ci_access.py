@@ -270,7 +270,7 @@ def key_policy_statements(
             "Sid": "CiRolesOfThisKindUseIt",
             "Effect": "Allow",
             "Principal": {"AWS": list(users)},
-            "Action": [*SECRETS_USE, "kms:DescribeKey"],
+            "Action": list(SECRETS_USE),
             "Resource": "*",
         },
         {

@@ -432,6 +432,36 @@ def test_each_role_uses_the_secrets_key_of_its_stack_kind_only(
             assert access.decide(duty, Request(action, mine)) == ALLOW, action
 
 
+def test_a_key_alone_gives_its_roles_only_the_calls_pulumi_secrets_make(
+    access: AccessModel,
+) -> None:
+    # Pulumi's awskms secrets provider encrypts a stack's data key once and decrypts it on
+    # every run (pkg/secrets/cloud via gocloud.dev's awskms keeper): nothing else. A key
+    # policy grant needs no IAM grant beside it, so what a key gives its roles by itself
+    # is all it should: every other KMS operation, DescribeKey included, stays with IAM.
+    import botocore.session  # noqa: PLC0415 - its models load only where used
+
+    operations = botocore.session.get_session().get_service_model("kms").operation_names
+    kinds = {
+        access.outputs["secrets_key_arn"]: (DEPLOY_PROTECTED, PROMOTE_PROTECTED),
+        access.outputs["ephemeral_secrets_key_arn"]: (PREVIEW, DEPLOY, PROMOTE),
+    }
+    for key, users in kinds.items():
+        for duty in DUTIES:
+            principal = access.roles[duty].arn
+            allowed = {
+                f"kms:{operation}"
+                for operation in operations
+                if evaluate_kms(
+                    [],
+                    access.key_policies[key],
+                    Request(f"kms:{operation}", key, principal=principal),
+                )
+                == ALLOW
+            }
+            assert allowed == ({"kms:Encrypt", "kms:Decrypt"} if duty in users else set()), duty
+
+
 def test_the_protected_key_refuses_ephemeral_roles_whatever_iam_grants_them(
     access: AccessModel,
 ) -> None:
