@@ -1,16 +1,24 @@
 """A pytest plugin the bench loads into a test tier's run (`-p bench.evaluations`).
 
-It times every whole-program evaluation (`scripts.synth.synthesize`) the tests make, and
-every act test (a whole workflow run), and writes one JSON line for each to a file per
-process in $BENCH_EVALUATIONS_DIR. The feedback benchmark derives a tier's floor from
-them: the distinct configurations a tier evaluates, and the act runs one worker makes one
-after another (they share a module, and a module stays on its worker), are work no
-arrangement of the tests can avoid.
+It times every program evaluation under Pulumi's mocks (`scripts.synth.run_under_mocks`:
+a whole program for a stack, or the small program a component test builds), and every
+act test (a whole workflow run), and writes one JSON line for each to a file per process
+in $BENCH_EVALUATIONS_DIR. The feedback benchmark derives a tier's floor from them: the
+distinct programs a tier evaluates, and the act runs one worker makes one after another
+(they share a module, and a module stays on its worker), are work no arrangement of the
+tests can avoid.
+
+Two evaluations are the same program when they registered the same resources with the
+same inputs and options, under the same project, stack and config, and returned the same
+outputs (or failed with the same error). A component test's program is a closure, so
+what it registered is the only key that says two tests evaluated the same thing; keying
+by the result can only merge evaluations, never split one program into two.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import time
@@ -29,18 +37,37 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from scripts import synth  # noqa: PLC0415 - only a bench run pays for it
 
-    original = synth.synthesize
+    original = synth.run_under_mocks
 
     @functools.wraps(original)
-    def timed(*args: Any, **kwargs: Any) -> Any:
+    def timed(build: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
-            return original(*args, **kwargs)
-        finally:
-            key = json.dumps([args, kwargs], sort_keys=True, default=str)
-            _RECORDS.append({"key": key, "seconds": time.perf_counter() - start})
+            result = original(build, **kwargs)
+        except Exception as error:
+            _record(program_key(kwargs, error), time.perf_counter() - start)
+            raise
+        _record(program_key(kwargs, result), time.perf_counter() - start)
+        return result
 
-    synth.synthesize = timed
+    synth.run_under_mocks = timed
+
+
+def _record(key: str, seconds: float) -> None:
+    _RECORDS.append({"key": key, "seconds": seconds})
+
+
+def program_key(arguments: dict[str, Any], outcome: Any) -> str:
+    """What identifies one program's evaluation: its settings and what it registered."""
+    if isinstance(outcome, BaseException):
+        result: Any = f"{type(outcome).__name__}: {outcome}"
+    else:
+        result = {
+            "resources": [vars(r) for r in outcome.resources],
+            "outputs": outcome.outputs,
+        }
+    text = json.dumps([arguments, result], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

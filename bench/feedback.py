@@ -1,6 +1,7 @@
 """How long the test tiers take (`feedback`), beside what no arrangement of the tests
-can avoid: collecting them, evaluating each distinct program configuration once, and the
-act runs that follow one another on one worker."""
+can avoid: collecting them, evaluating each distinct program once (a whole stack's, or the
+small one a component test builds), and the act runs that follow one another on one
+worker."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ class Feedback(Benchmark):
             "walls": walls,
             "collections": collections,
             # What the tier cannot avoid: collecting, then evaluating each distinct program
-            # configuration once spread over the cores, while one worker runs its act
+            # once spread over the cores, while one worker runs its act
             # tests one after another: the tier ends after the longer of the two.
             "floors": [
                 c + max(w / cores, a) for c, w, a in zip(collections, work, acts, strict=True)
@@ -143,7 +144,7 @@ def tier_target(
         why=(
             f"re-derived: {limit:g} s on idle cores is less than {FLOOR_SHARE}x what this "
             f"tier cannot avoid in this run ({floor:.1f} s): collecting, {evaluations} "
-            f"distinct program evaluations over the cores{acts}"
+            f"distinct programs evaluated under mocks over the cores{acts}"
         ),
     )
 
@@ -151,7 +152,7 @@ def tier_target(
 def tier_figure(
     name: str, title: str, tier: Mapping[str, Any], *, limit: float, notes: str
 ) -> Figure:
-    """A tier's wall time beside its floor (collection plus its distinct program evaluations
+    """A tier's wall time beside its floor (collection plus its distinct programs evaluated
     over the cores), against `limit` seconds on idle cores or a multiple of the floor."""
     cores = os.cpu_count() or 1
     cpu, share = median(tier["cpus"]), median(tier["shares"])
@@ -164,7 +165,7 @@ def tier_figure(
         "s",
         value=median(tier["walls"]),
         floor=floor,
-        floor_label="collection + distinct program evaluations / cores, or act runs in turn",
+        floor_label="collection + distinct programs evaluated / cores, or act runs in turn",
         target=tier_target(limit, floor, share, evaluations, act_chain),
         samples=list(tier["walls"]),
         floor_samples=list(tier["floors"]),
@@ -174,9 +175,10 @@ def tier_figure(
         notes=(
             f"{notes}; CPU {cpu:.1f}s over {cores} cores, so at best {cpu / cores:.1f}s on "
             f"idle ones; collection {median(tier['collections']):.1f}s; "
-            f"{evaluations} distinct program evaluations ({median(tier['evaluation_s']):.1f}s "
-            f"CPU), {int(median(tier['evaluations_made']))} made; CPU share of a core in this "
-            f"run 1/{share:.1f}"
+            f"{evaluations} distinct programs evaluated under mocks, whole stacks and "
+            f"components ({median(tier['evaluation_s']):.1f}s CPU), "
+            f"{int(median(tier['evaluations_made']))} evaluations made; CPU share of a core "
+            f"in this run 1/{share:.1f}"
         ),
         extra={
             "cpu_s": cpu,
