@@ -142,15 +142,26 @@ def test_format_of_numbers() -> None:
 
 
 def test_growth_slopes_and_flatness() -> None:
-    resources = {1: 57, 10: 120, 50: 400}
-    flat = synthesis.growth_figures({1: [100.0], 10: [280.0], 50: [1080.0]}, resources)
-    by_name = {f.name: f for f in flat}
-    assert by_name["growth.per_version_1_10"].value == pytest.approx(20.0)
-    assert by_name["growth.per_version_10_50"].value == pytest.approx(20.0)
-    assert by_name["growth.per_version_10_50"].status == report.PASS
-    assert "7 registrations per API version" in by_name["growth.per_version_1_10"].notes
-    steep = synthesis.growth_figures({1: [100.0], 10: [280.0], 50: [1600.0]}, resources)
-    assert {f.name: f for f in steep}["growth.per_version_10_50"].status == report.FAIL
+    a, b, c = synthesis.GROWTH_VERSIONS
+    resources = {a: 50, b: 50 + 7 * (b - a), c: 50 + 7 * (c - a)}
+
+    def evaluations(per_version: tuple[float, float], noise: float = 0.0) -> dict:
+        # Each size measured three times; one of them slowed by `noise` ms.
+        at_b = 100.0 + per_version[0] * (b - a)
+        at_c = at_b + per_version[1] * (c - b)
+        return {n: [t + noise, t, t + 1.0] for n, t in ((a, 100.0), (b, at_b), (c, at_c))}
+
+    first, second = f"growth.per_version_{a}_{b}", f"growth.per_version_{b}_{c}"
+    flat = {f.name: f for f in synthesis.growth_figures(evaluations((20.0, 20.0)), resources)}
+    assert flat[first].value == pytest.approx(20.0)
+    assert flat[second].value == pytest.approx(20.0)
+    assert flat[second].status == report.PASS
+    assert "7 registrations per API version" in flat[first].notes
+    # A slowed evaluation at any size leaves the slopes where they are: the fastest counts.
+    noisy = synthesis.growth_figures(evaluations((20.0, 20.0), noise=500.0), resources)
+    assert {f.name: f.value for f in noisy} == {f.name: f.value for f in flat.values()}
+    steep = synthesis.growth_figures(evaluations((20.0, 31.0)), resources)
+    assert {f.name: f for f in steep}[second].status == report.FAIL
 
 
 def test_env_figures_check_uv_against_pip_cold() -> None:
