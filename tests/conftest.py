@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import stat
@@ -189,6 +190,13 @@ class _RunningTest:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_RunningTest(), "running-test")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What collection imported lives as long as the test process. Frozen, the full
+    # collections that the tests' program evaluations set off no longer rescan it: about
+    # 5% off the unit tier's wall time on 2 cores, measured side by side.
+    gc.freeze()
 
 
 _popen_init = subprocess.Popen.__init__
