@@ -75,8 +75,8 @@ class Feedback(Benchmark):
             "walls": walls,
             "collections": collections,
             # What the tier cannot avoid: collecting, then evaluating each distinct program
-            # once spread over the cores, while one worker runs its act
-            # tests one after another: the tier ends after the longer of the two.
+            # once spread over the cores, while one worker runs its act tests one after
+            # another: the tier ends after the longer of the two.
             "floors": [
                 c + max(w / cores, a) for c, w, a in zip(collections, work, acts, strict=True)
             ],
