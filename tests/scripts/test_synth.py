@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pulumi.runtime import rpc
 
-from infra import naming
+from infra import config, naming
 from infra.components import type_token
 from scripts import synth
 from scripts.synth import MOCK_ACCOUNT_ID as ACCOUNT
@@ -243,6 +243,28 @@ def test_config_changes_reach_the_resources(programs) -> None:
     assert len(s.of_type("aws:sagemaker/notebookInstance:NotebookInstance")) == 1
     default = programs.branch("feature/x")
     assert default.of_type("aws:sagemaker/notebookInstance:NotebookInstance") == []
+
+
+def test_every_function_and_runner_logs_where_config_s_retention_holds(programs) -> None:
+    _, defaults = config.read_project(ROOT)
+    days = next(d for d in config.LOG_RETENTION_DAYS if d != defaults["logRetentionDays"])
+    s = programs.branch("feature/x", logRetentionDays=days)
+    retention = {
+        g.inputs["name"]: g.inputs.get("retentionInDays")
+        for g in s.of_type("aws:cloudwatch/logGroup:LogGroup")
+    }
+    # Where each writes: a group Lambda or CodeBuild would otherwise create, keeping logs
+    # forever, outside the stack.
+    writes_to = [
+        f.inputs["loggingConfig"]["logGroup"] for f in s.of_type("aws:lambda/function:Function")
+    ] + [
+        p.inputs["logsConfig"]["cloudwatchLogs"]["groupName"]
+        for p in s.of_type("aws:codebuild/project:Project")
+    ]
+    assert writes_to
+    assert {group: retention.get(group) for group in writes_to} == dict.fromkeys(writes_to, days)
+    # The API's access logs too: every group the stack creates keeps logs that long.
+    assert set(retention.values()) == {days}
 
 
 def test_a_bad_setting_fails_with_the_programs_own_message() -> None:
